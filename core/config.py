@@ -1,0 +1,133 @@
+"""Settings shared by the API, the workers and the CLI (SPEC §2).
+
+Every value comes from a ``MEDIAFLOW_*`` environment variable or ``.env``.
+``MEDIAFLOW_ENV=dev`` (what ``mediaflow dev`` sets) relaxes two things: a JWT
+secret is generated once and kept in the data dir, and webhooks may target
+private addresses. Any other environment refuses to start without a strong
+``MEDIAFLOW_JWT_SECRET``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 12
+WEAK_SECRETS = {"secret", "changeme", "change-me", "password", "mediaflow", "jwt-secret"}
+
+
+class WeakSecretError(ValueError):
+    """The configured JWT secret is missing or too weak for a non-dev process."""
+
+
+def secret_problem(secret: str | None) -> str | None:
+    """Why ``secret`` is unfit for signing tokens, or None when it is fine."""
+    if not secret:
+        return "MEDIAFLOW_JWT_SECRET is not set"
+    lowered = secret.lower()
+    if any(lowered.startswith(weak) for weak in WEAK_SECRETS):
+        return "MEDIAFLOW_JWT_SECRET is a well-known placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"MEDIAFLOW_JWT_SECRET must be at least {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        return "MEDIAFLOW_JWT_SECRET has too little variety (use `openssl rand -hex 32`)"
+    return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAFLOW_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["dev", "production", "test"] = "production"
+    data_dir: Path = Path("./.mediaflow")
+    database_url: str | None = None
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+
+    storage: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "mediaflow"
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
+    s3_presign: bool = False
+
+    jwt_secret: SecretStr | None = None
+    access_token_seconds: int = 30 * 60
+    refresh_token_seconds: int = 7 * 24 * 3600
+
+    max_upload_bytes: int = Field(default=2 * GIB, gt=0)
+    user_quota_bytes: int = Field(default=10 * GIB, gt=0)
+    max_media_seconds: float = Field(default=4 * 3600, gt=0)
+    max_pixels: int = Field(default=8192 * 8192, gt=0)
+    webhook_allow_private: bool | None = None
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _dev_defaults(self) -> Settings:
+        if self.webhook_allow_private is None:
+            self.webhook_allow_private = self.env == "dev"
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mediaflow.sqlite').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.resolved_database_url.startswith(("postgres://", "postgresql://"))
+
+    @property
+    def local_storage_root(self) -> Path:
+        return (self.data_dir / "storage").resolve()
+
+    @property
+    def scratch_root(self) -> Path:
+        return (self.data_dir / "scratch").resolve()
+
+    def jwt_secret_value(self) -> str:
+        """The signing secret; generated and persisted in dev, validated elsewhere."""
+        configured = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if self.is_dev and not configured:
+            return _dev_secret(self.data_dir)
+        problem = secret_problem(configured)
+        if problem:
+            raise WeakSecretError(problem)
+        assert configured is not None
+        return configured
+
+    def check_startup(self) -> None:
+        """Raise when this process must not start with this configuration."""
+        self.jwt_secret_value()
+
+
+def _dev_secret(data_dir: Path) -> str:
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,135 @@
+"""Piccolo tables: the durable record of users, files, jobs and what ran.
+
+Temporal holds the live state of a job; these rows hold what the API lists and
+what outlives a workflow's retention. Enums are nested in their table.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from piccolo.columns import (
+    JSON,
+    UUID,
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Real,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.columns.defaults.uuid import UUID4
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+class User(Table, tablename="mf_user"):
+    id = UUID(primary_key=True, default=UUID4())
+    email = Varchar(length=320, unique=True, index=True, help_text="Login email, unique")
+    username = Varchar(length=32, unique=True, index=True, help_text="Login name, unique")
+    hashed_password = Varchar(length=1024)
+    is_active = Boolean(default=True)
+    is_superuser = Boolean(default=False)
+    is_verified = Boolean(default=False)
+    settings = JSON(default={}, help_text="Per-user preferences and limits")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ApiKey(Table, tablename="mf_api_key"):
+    id = UUID(primary_key=True, default=UUID4())
+    user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100)
+    prefix = Varchar(length=16, index=True, help_text="Visible start of the key")
+    key_hash = Varchar(length=128, unique=True, help_text="sha256 of the whole key")
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class RefreshToken(Table, tablename="mf_refresh_token"):
+    id = UUID(primary_key=True, default=UUID4())
+    user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    token_hash = Varchar(length=128, unique=True)
+    family_id = UUID(default=UUID4(), index=True, help_text="Rotation chain; reuse revokes it")
+    expires_at = Timestamptz()
+    revoked_at = Timestamptz(null=True, default=None)
+    replaced_by = UUID(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Job(Table, tablename="mf_job"):
+    class Status(str, Enum):
+        pending = "pending"
+        processing = "processing"
+        paused = "paused"
+        completed = "completed"
+        failed = "failed"
+        cancelled = "cancelled"
+
+    id = UUID(primary_key=True, default=UUID4())
+    user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    type = Varchar(length=32, index=True)
+    status = Varchar(length=16, choices=Status, default=Status.pending, index=True)
+    spec = JSON(default={})
+    input_files = JSON(default=[], help_text="File ids the job reads")
+    output_files = JSON(default=[], help_text="File ids the job produced")
+    progress = JSON(default={})
+    result = JSON(default={})
+    error = JSON(null=True, default=None)
+    retry_count = Integer(default=0)
+    workflow_id = Varchar(length=64, index=True)
+    idempotency_key = Varchar(length=255, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    started_at = Timestamptz(null=True, default=None)
+    completed_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class MediaFile(Table, tablename="mf_media_file"):
+    class Kind(str, Enum):
+        video = "video"
+        audio = "audio"
+        image = "image"
+        subtitle = "subtitle"
+
+    class Source(str, Enum):
+        upload = "upload"
+        job_output = "job_output"
+
+    id = UUID(primary_key=True, default=UUID4())
+    user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    filename = Varchar(length=255, help_text="Sanitised display name")
+    original_filename = Varchar(length=1024, help_text="As the client sent it; data only")
+    size = BigInt(default=0)
+    content_type = Varchar(length=127)
+    kind = Varchar(length=16, choices=Kind, index=True)
+    storage_key = Varchar(length=512, help_text="Server-generated object key")
+    checksum_sha256 = Varchar(length=64)
+    metadata = JSON(default={}, help_text="ffprobe summary")
+    source = Varchar(length=16, choices=Source, default=Source.upload)
+    job = ForeignKey(Job, on_delete=OnDelete.set_null, null=True, default=None, index=True)
+    is_deleted = Boolean(default=False)
+    deleted_at = Timestamptz(null=True, default=None)
+    purged_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class OperationLog(Table, tablename="mf_operation_log"):
+    id = UUID(primary_key=True, default=UUID4())
+    job = ForeignKey(Job, on_delete=OnDelete.cascade, index=True)
+    step = Integer(default=0)
+    step_id = Varchar(length=64, default="")
+    operation_type = Varchar(length=32)
+    pool = Varchar(length=8, default="cpu")
+    attempt = Integer(default=1)
+    started_at = Timestamptz(default=TimestamptzNow())
+    duration = Real(null=True, default=None)
+    success = Boolean(default=False)
+    error_details = Text(null=True, default=None)
+    speed = Real(null=True, default=None)
+    argv = JSON(default=[])

@@ -1,0 +1,10 @@
+"""Piccolo configuration: the engine comes from mediaflow's settings."""
+
+from piccolo.conf.apps import AppRegistry
+
+from core.config import get_settings
+from core.db import engine_from_settings
+
+DB = engine_from_settings(get_settings())
+
+APP_REGISTRY = AppRegistry(apps=["core.piccolo_app"])
