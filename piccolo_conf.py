@@ -2,9 +2,9 @@
 
 from piccolo.conf.apps import AppRegistry
 
-from core.config import get_settings
+from core.config import Settings
 from core.db import engine_from_settings
 
-DB = engine_from_settings(get_settings())
+DB = engine_from_settings(Settings())
 
 APP_REGISTRY = AppRegistry(apps=["core.piccolo_app"])

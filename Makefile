@@ -1,0 +1,60 @@
+# Two commands for a fresh Debian/Ubuntu machine:
+#   make run   -- install what is missing, then `mediaflow dev`
+#   make test  -- install what is missing, then the test suite
+# Both are idempotent: a second run installs nothing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+PYTEST_ARGS ?=
+
+.PHONY: run test install system-deps postgres lint dashboards clean
+
+run: install
+	exec $(BIN)/mediaflow dev
+
+test: install postgres
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "mediaflow needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || \
+		{ $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+# ffmpeg/ffprobe and the DejaVu fonts that drawtext and subtitles use
+system-deps:
+	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || \
+	    [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+		$(APT) update && $(APT) install -y --no-install-recommends ffmpeg fonts-dejavu-core; \
+	fi
+
+# The tests use a real PostgreSQL on 127.0.0.1:5432 (MEDIAFLOW_TEST_PG overrides).
+# Start a local cluster that is installed but stopped.
+postgres:
+	@if [ -z "$$MEDIAFLOW_TEST_PG" ] && command -v pg_isready >/dev/null && \
+	    ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+		for v in $$(ls /etc/postgresql 2>/dev/null); do \
+			$(SUDO) pg_ctlcluster --skip-systemctl-redirect $$v main start || true; \
+		done; \
+		for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
+	@command -v pg_isready >/dev/null || { echo "PostgreSQL is not installed: apt-get install postgresql (trust auth on 127.0.0.1) or set MEDIAFLOW_TEST_PG"; exit 1; }
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy api core workflows activities cli
+
+dashboards: install
+	$(BIN)/mediaflow dashboards
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,164 @@
+"""Bookkeeping activities: database rows of jobs, outputs and operation logs.
+
+They run on ``mediaflow-jobs`` (every worker polls it) and are idempotent, since
+Temporal may run any of them more than once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from temporalio import activity
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.exceptions import ApplicationError
+
+from core.config import Settings
+from core.storage import Storage
+from core.tables import Job, MediaFile, OperationLog
+from workflows.names import GPU_QUEUE
+from workflows.types import FinalizeInput, JobInput, OperationRecord, PreparedJob, StatusUpdate
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """file id → (storage key, extension) for live files of ``user_id``."""
+    if not file_ids:
+        return {}
+    rows = await MediaFile.select(MediaFile.id, MediaFile.storage_key, MediaFile.filename).where(
+        MediaFile.id.is_in([uuid.UUID(f) for f in file_ids]),
+        MediaFile.user == uuid.UUID(user_id),
+        MediaFile.is_deleted.eq(False),
+    )
+    found = {str(r["id"]): (r["storage_key"], _extension(r["filename"])) for r in rows}
+    missing = [f for f in file_ids if f not in found]
+    if missing:
+        raise ApplicationError(f"input files are gone: {', '.join(missing)}", type="InvalidParams",
+                               non_retryable=True)
+    return found
+
+
+def _extension(filename: str) -> str:
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
+    return ext if ext.isalnum() and len(ext) <= 5 else "bin"
+
+
+class BookkeepingActivities:
+    def __init__(self, settings: Settings, storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+
+    @activity.defn(name="update_job_status")
+    async def update_job_status(self, update: StatusUpdate) -> None:
+        values: dict = {
+            Job.status: update.status,
+            Job.progress: update.progress,
+            Job.retry_count: update.retry_count,
+            Job.updated_at: now(),
+        }
+        if update.error_code:
+            values[Job.error] = {"code": update.error_code, "message": update.error_message}
+        if update.set_started:
+            values[Job.started_at] = now()
+        if update.set_completed:
+            values[Job.completed_at] = now()
+        await Job.update(values).where(Job.id == uuid.UUID(update.job_id))
+
+    @activity.defn(name="prepare_job")
+    async def prepare_job(self, job: JobInput) -> PreparedJob:
+        from activities.planning import prepare
+
+        return await prepare(job)
+
+    @activity.defn(name="record_operation")
+    async def record_operation(self, record: OperationRecord) -> None:
+        # deterministic id: a retried activity writes the same row once
+        row_id = uuid.uuid5(uuid.NAMESPACE_URL,
+                            f"{record.job_id}/{record.step}/{record.attempt}/{record.success}")
+        if await OperationLog.exists().where(OperationLog.id == row_id):
+            return
+        started = dt.datetime.fromisoformat(record.started_at) if record.started_at else now()
+        await OperationLog(
+            id=row_id, job=uuid.UUID(record.job_id), step=record.step, step_id=record.step_id,
+            operation_type=record.operation_type, pool=record.pool, attempt=record.attempt,
+            started_at=started, duration=record.duration, success=record.success,
+            error_details=record.error_details, speed=record.speed, argv=record.argv,
+        ).save()
+
+    @activity.defn(name="finalize_job")
+    async def finalize_job(self, request: FinalizeInput) -> list[str]:
+        """Publish kept outputs as the user's files, drop intermediates, complete the job."""
+        job = await Job.objects().output(load_json=True).get(Job.id == uuid.UUID(request.job_id))
+        if job is None:
+            raise ApplicationError("job row is missing", type="InvalidParams", non_retryable=True)
+        spec = job.spec
+        output_ids = []
+        for result in request.kept:
+            file_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.job_id}/{result.storage_key}")
+            output_ids.append(str(file_id))
+            if await MediaFile.exists().where(MediaFile.id == file_id):
+                continue
+            name = _output_name(spec, result.step_id, result.storage_key, len(request.kept))
+            await MediaFile(
+                id=file_id, user=uuid.UUID(request.user_id), filename=name,
+                original_filename=name, size=result.size,
+                content_type=_content_type(result.storage_key),
+                kind=result.metadata.get("kind", "video"), storage_key=result.storage_key,
+                checksum_sha256=result.sha256, metadata=result.metadata, source="job_output",
+                job=job.id,
+            ).save()
+        for key in request.intermediate_keys:
+            await self.storage.delete(key)
+        await Job.update({
+            Job.status: "completed", Job.output_files: output_ids,
+            Job.progress: request.progress, Job.retry_count: request.retry_count,
+            Job.completed_at: now(), Job.updated_at: now(),
+            Job.result: {"output_files": output_ids},
+        }).where(Job.id == job.id)
+        return output_ids
+
+    @activity.defn(name="discard_outputs")
+    async def discard_outputs(self, request: FinalizeInput) -> None:
+        for key in request.intermediate_keys:
+            await self.storage.delete(key)
+
+    @activity.defn(name="gpu_workers_available")
+    async def gpu_workers_available(self, _queue: str) -> bool:
+        client = activity.client()
+        response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+        ))
+        return len(response.pollers) > 0
+
+    @activity.defn(name="deliver_webhook")
+    async def deliver_webhook(self, request) -> None:  # type: ignore[no-untyped-def]
+        from activities.webhooks import deliver
+
+        await deliver(self.settings, request)
+
+
+CONTENT_TYPES = {
+    "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
+    "webm": "video/webm", "m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav",
+}
+
+
+def _content_type(key: str) -> str:
+    return CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+def _output_name(spec: dict, step_id: str, key: str, count: int) -> str:
+    ext = key.rsplit(".", 1)[-1]
+    wanted = (spec.get("output") or {}).get("filename")
+    if wanted and count == 1:
+        return wanted
+    base = (wanted.rsplit(".", 1)[0] if wanted else spec.get("type", "output"))
+    return f"{base}-{step_id}.{ext}" if count > 1 else f"{base}.{ext}"

@@ -1,0 +1,235 @@
+"""``run_ffmpeg_step``: one FFmpeg run of a job, on a CPU or GPU worker.
+
+Inputs are materialised in a per-attempt scratch dir under server-chosen names
+(linked when storage is a local disk, downloaded otherwise); the argv template's
+placeholders are replaced by those paths; ffmpeg runs in its own process group
+with ``-progress pipe:1``; progress is heartbeated and signalled to the workflow;
+a cancel or timeout kills the whole group and removes the scratch dir. The output
+goes to a deterministic key, so a retry overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.config import Settings
+from core.ffmpeg import ffmpeg_path
+from core.storage import Storage
+from workflows.types import StepInput, StepProgress, StepResult, StepSpec
+
+PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}")
+HEARTBEAT_EVERY = 5.0
+STDERR_LINES = 30
+INVALID_INPUT_MARKERS = (
+    "Invalid data found when processing input",
+    "could not find codec parameters",
+    "Invalid argument",
+    "does not contain any stream",
+    "Error initializing filter",
+    "No such filter",
+    "Output file #0 does not contain any stream",
+    "Stream map",
+    "matches no streams",
+    "Unknown encoder",
+    "Error while opening encoder",
+    "Error opening output",
+)
+
+
+def output_key(job_id: str, step: StepSpec) -> str:
+    return f"jobs/{job_id}/steps/{step.index:02d}-{step.step_id}/output.{step.output_ext}"
+
+
+@dataclass
+class ProgressParser:
+    """Reads ``-progress`` blocks; percent from out_time against the expected duration."""
+
+    expected_seconds: float
+    out_seconds: float = 0.0
+    speed: float | None = None
+    ended: bool = False
+
+    def feed(self, line: str) -> bool:
+        """Consume one line; True at the end of a block (a new reading is ready)."""
+        key, _, value = line.strip().partition("=")
+        if key in ("out_time_us", "out_time_ms") and value.lstrip("-").isdigit():
+            self.out_seconds = max(0.0, int(value) / 1_000_000)  # both are µs in ffmpeg 5
+        elif key == "speed":
+            number = value.strip().rstrip("x")
+            with contextlib.suppress(ValueError):
+                self.speed = float(number) if number not in ("N/A", "") else None
+        elif key == "progress":
+            self.ended = value == "end"
+            return True
+        return False
+
+    @property
+    def percent(self) -> float:
+        if self.ended:
+            return 100.0
+        if self.expected_seconds <= 0:
+            return 0.0
+        return min(99.9, 100.0 * self.out_seconds / self.expected_seconds)
+
+
+def render_argv(step: StepSpec, paths: dict[str, str]) -> list[str]:
+    """Replace placeholders by scratch paths; every path is absolute, so none starts with '-'."""
+    def substitute(match: re.Match[str]) -> str:
+        return paths[match.group(1)]
+
+    argv = [PLACEHOLDER.sub(substitute, arg) for arg in step.argv]
+    return [ffmpeg_path(), *argv[1:]] if argv and argv[0] == "ffmpeg" else argv
+
+
+def scrub(text: str, scratch: Path) -> str:
+    """ffmpeg's stderr without server paths."""
+    return text.replace(str(scratch) + os.sep, "").replace(str(scratch), "<scratch>")
+
+
+def classify_failure(returncode: int, stderr_tail: str) -> ApplicationError:
+    if any(marker in stderr_tail for marker in INVALID_INPUT_MARKERS):
+        return ApplicationError(
+            f"ffmpeg rejected the input or parameters (exit {returncode}): {stderr_tail[-1500:]}",
+            type="InvalidMedia", non_retryable=True,
+        )
+    return ApplicationError(f"ffmpeg failed (exit {returncode}): {stderr_tail[-1500:]}",
+                            type="FFmpegFailed")
+
+
+class FFmpegActivities:
+    def __init__(self, settings: Settings, storage: Storage, pool: str) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.pool = pool
+
+    async def _materialise(self, request: StepInput, scratch: Path,
+                           file_keys: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """Place every input under its placeholder name; returns placeholder → path."""
+        paths: dict[str, str] = {}
+        for source in request.step.sources:
+            if source.step_id is not None:
+                key = request.earlier_outputs[source.step_id]
+                ext = key.rsplit(".", 1)[-1]
+            else:
+                assert source.file_id is not None
+                key, ext = file_keys[source.file_id]
+            target = scratch / f"{source.placeholder}.{ext}"
+            local = self.storage.local_path(key)
+            if local is not None and local.exists():
+                target.symlink_to(local)
+            else:
+                await self.storage.download_to(key, target)
+            paths[source.placeholder] = str(target)
+        for name, content in request.step.scratch_files.items():
+            path = scratch / name
+            path.write_text(content, encoding="utf-8")
+            paths[f"scratch:{name}"] = str(path)
+        paths["out"] = str(scratch / f"output.{request.step.output_ext}")
+        return paths
+
+    async def _signal_progress(self, step: StepSpec, parser: ProgressParser, attempt: int) -> None:
+        info = activity.info()
+        handle = activity.client().get_workflow_handle(info.workflow_id)
+        with contextlib.suppress(Exception):  # progress is best effort; the step goes on
+            await handle.signal("step_progress", StepProgress(
+                index=step.index, percent=round(parser.percent, 1), speed=parser.speed,
+                attempt=attempt,
+            ))
+
+    async def _run(
+        self, argv: list[str], step: StepSpec, scratch: Path, attempt: int
+    ) -> ProgressParser:
+        parser = ProgressParser(expected_seconds=step.expected_seconds)
+        stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=scratch, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+
+        async def drain_stderr() -> None:
+            assert proc.stderr is not None
+            async for raw in proc.stderr:
+                stderr_tail.append(raw.decode(errors="replace").rstrip())
+
+        stderr_task = asyncio.create_task(drain_stderr())
+        signal_every = max(1.0, step.expected_seconds / 500)
+        last_signal = last_beat = 0.0
+        try:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                if not parser.feed(raw.decode(errors="replace")):
+                    continue
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_EVERY or parser.ended:
+                    activity.heartbeat({"percent": parser.percent, "speed": parser.speed})
+                    last_beat = now
+                if now - last_signal >= signal_every:
+                    await self._signal_progress(step, parser, attempt)
+                    last_signal = now
+            returncode = await proc.wait()
+            await stderr_task
+        except BaseException:
+            _kill_group(proc.pid)
+            await proc.wait()
+            stderr_task.cancel()
+            raise
+        if returncode != 0:
+            raise classify_failure(returncode, scrub("\n".join(stderr_tail), scratch))
+        return parser
+
+    @activity.defn(name="run_ffmpeg_step")
+    async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
+        from core.probe import probe_output
+
+        from activities.bookkeeping import file_storage_keys  # DB read of the inputs' keys
+
+        info = activity.info()
+        step = request.step
+        scratch = self.settings.scratch_root / request.job_id / f"{step.index:02d}-a{info.attempt}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        started = time.monotonic()
+        activity.heartbeat({"percent": 0})
+        try:
+            file_ids = [s.file_id for s in step.sources if s.file_id]
+            keys = await file_storage_keys(request.user_id, file_ids)
+            paths = await self._materialise(request, scratch, keys)
+            argv = render_argv(step, paths)
+            parser = await self._run(argv, step, scratch, info.attempt)
+            out = Path(paths["out"])
+            if not await anyio.Path(out).exists() or (await anyio.Path(out).stat()).st_size == 0:
+                raise ApplicationError("ffmpeg produced no output", type="InvalidMedia",
+                                       non_retryable=True)
+            metadata = await probe_output(out)
+            key = output_key(request.job_id, step)
+            stored = await self.storage.put_file(key, out)
+            wall = time.monotonic() - started
+            return StepResult(
+                index=step.index, step_id=step.step_id, storage_key=key, size=stored.size,
+                sha256=stored.sha256, metadata=metadata, attempt=info.attempt,
+                wall_seconds=round(wall, 3), speed=parser.speed, pool=self.pool,
+                argv=step.argv,
+            )
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                scratch.parent.rmdir()  # the job's scratch root, once empty
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,86 @@
+"""Build and run the Temporal workers of one pool.
+
+A worker process polls two queues: ``mediaflow-jobs`` (the workflow and the
+bookkeeping activities, cheap) and its pool's queue (``mediaflow-cpu`` or
+``mediaflow-gpu``) for the FFmpeg steps, with ``concurrency`` slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from activities.bookkeeping import BookkeepingActivities
+from activities.ffmpeg import FFmpegActivities
+from core.config import Settings
+from core.db import bind_tables, close_pool, engine_from_settings, start_pool
+from core.storage import Storage, get_storage
+from workflows.media_job import MediaJobWorkflow
+from workflows.names import JOBS_QUEUE, POOL_QUEUES
+
+log = logging.getLogger("mediaflow.worker")
+
+
+def build_workers(
+    client: Client, settings: Settings, storage: Storage, *, pool: str, concurrency: int
+) -> list[Worker]:
+    books = BookkeepingActivities(settings, storage)
+    steps = FFmpegActivities(settings, storage, pool)
+    jobs_worker = Worker(
+        client,
+        task_queue=JOBS_QUEUE,
+        workflows=[MediaJobWorkflow],
+        activities=[
+            books.update_job_status, books.prepare_job, books.record_operation,
+            books.finalize_job, books.discard_outputs, books.gpu_workers_available,
+            books.deliver_webhook,
+        ],
+        max_concurrent_activities=20,
+    )
+    pool_worker = Worker(
+        client,
+        task_queue=POOL_QUEUES[pool],
+        activities=[steps.run_ffmpeg_step],
+        max_concurrent_activities=concurrency,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+    )
+    return [jobs_worker, pool_worker]
+
+
+async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics_port: int) -> None:
+    runtime = None
+    if metrics_port:
+        runtime = Runtime(telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}")))
+    client = await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace,
+        **({"runtime": runtime} if runtime else {}),
+    )
+    engine = engine_from_settings(settings)
+    bind_tables(engine)
+    await start_pool(engine)
+    storage = get_storage(settings)
+    settings.scratch_root.mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    workers = build_workers(client, settings, storage, pool=pool, concurrency=concurrency)
+    log.info("worker pool=%s polling %s and %s (%d slots)",
+             pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency)
+    try:
+        async with AsyncExitStack() as stack:
+            for w in workers:
+                await stack.enter_async_context(w)
+            await stop.wait()
+            log.info("shutting down")
+    finally:
+        await storage.close()
+        await close_pool(engine)

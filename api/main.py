@@ -1,0 +1,60 @@
+"""The FastAPI application: lifespan wiring of database, Temporal and storage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.routes import admin, api_keys, auth, files, health, jobs, users
+from core.config import Settings, get_settings
+from core.db import bind_tables, close_pool, engine_from_settings, start_pool
+from core.storage import StorageError, get_storage
+from core.temporal import TemporalConnection
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("mediaflow.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_startup()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = engine_from_settings(settings)
+        bind_tables(engine)
+        await start_pool(engine)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.storage = get_storage(settings)
+        app.state.temporal = TemporalConnection(settings)
+        try:
+            yield
+        finally:
+            await app.state.storage.close()
+            await close_pool(engine)
+
+    app = FastAPI(
+        title="mediaflow",
+        version="0.1.0",
+        description="Multi-step FFmpeg media jobs on durable Temporal workflows.",
+        lifespan=lifespan,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/docs",
+    )
+    app.add_middleware(MetricsMiddleware)
+    for module in (health, auth, users, api_keys, files, jobs, admin):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
+        log.warning("storage error on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "storage is unavailable"}, status_code=503)
+
+    return app

@@ -1,0 +1,5 @@
+"""Routes for admin (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

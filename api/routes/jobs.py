@@ -1,0 +1,5 @@
+"""Routes for jobs (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

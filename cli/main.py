@@ -1,0 +1,19 @@
+"""The ``mediaflow`` command: server processes, administration and the client."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import server
+
+app = typer.Typer(
+    name="mediaflow",
+    help="mediaflow: multi-step FFmpeg media jobs on durable Temporal workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+server.register(app)
+
+
+if __name__ == "__main__":
+    app()

