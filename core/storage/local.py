@@ -1,8 +1,13 @@
-"""Local-disk storage (the embedded default)."""
+"""Local-disk storage (the embedded default).
+
+Objects are plain files under ``root``. A write goes to a dot-prefixed
+temporary file in the destination directory, is fsynced and then renamed over
+the key, so readers see either the old object or the complete new one, and a
+crash or a TooLarge never leaves a half-written object under a real key.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -11,9 +16,18 @@ from pathlib import Path
 
 import anyio
 
-from core.storage.base import ObjectNotFound, ObjectStat, PutResult, Storage, StorageError, TooLarge
-
-CHUNK = 1024 * 1024
+from core.storage.base import (
+    CHUNK,
+    ByteMeter,
+    ObjectNotFound,
+    ObjectStat,
+    PutResult,
+    Storage,
+    StorageError,
+    iter_file,
+    rechunk,
+    validate_key,
+)
 
 
 class LocalStorage(Storage):
@@ -24,69 +38,64 @@ class LocalStorage(Storage):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        """The file for ``key``; resolving catches symlinks that would lead outside ``root``."""
+        path = (self.root / validate_key(key)).resolve()
         if not path.is_relative_to(self.root) or path == self.root:
             raise StorageError("invalid storage key")
         return path
 
-    async def put_stream(self, key, chunks, *, content_type="application/octet-stream",
-                         max_bytes=None) -> PutResult:
+    async def put_stream(
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        content_type: str = "application/octet-stream",
+        max_bytes: int | None = None,
+    ) -> PutResult:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-        digest, size = hashlib.sha256(), 0
+        meter = ByteMeter(max_bytes)
         try:
             async with await anyio.open_file(tmp, "wb") as out:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise TooLarge(max_bytes)
-                    digest.update(chunk)
-                    await out.write(chunk)
+                async for block in rechunk(meter.watch(chunks), CHUNK):
+                    await out.write(block)
+                await out.flush()
+                await anyio.to_thread.run_sync(os.fsync, out.wrapped.fileno())
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return PutResult(size=size, sha256=digest.hexdigest())
+        return meter.result()
 
-    async def put_file(self, key, path, *, content_type="application/octet-stream") -> PutResult:
-        async def chunks() -> AsyncIterator[bytes]:
-            async with await anyio.open_file(path, "rb") as src:
-                while data := await src.read(CHUNK):
-                    yield data
-
-        return await self.put_stream(key, chunks(), content_type=content_type)
-
-    async def open_stream(self, key, *, start=0, end=None) -> AsyncIterator[bytes]:
+    async def open_stream(
+        self, key: str, *, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         path = self._path(key)
-        if not path.is_file():
-            raise ObjectNotFound(key)
-        remaining = None if end is None else end - start + 1
-        async with await anyio.open_file(path, "rb") as src:
-            await src.seek(start)
-            while remaining is None or remaining > 0:
-                size = CHUNK if remaining is None else min(CHUNK, remaining)
-                data = await src.read(size)
-                if not data:
-                    break
-                if remaining is not None:
-                    remaining -= len(data)
-                yield data
+        try:
+            async for chunk in iter_file(path, start=start, end=end):
+                yield chunk
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ObjectNotFound(key) from exc
 
-    async def download_to(self, key, path) -> None:
+    async def download_to(self, key: str, path: Path) -> None:
+        """A plain file copy: the kernel moves the bytes, no Python loop needed."""
         src = self._path(key)
-        if not src.is_file():
-            raise ObjectNotFound(key)
-        await anyio.to_thread.run_sync(shutil.copyfile, src, path)
+        try:
+            await anyio.to_thread.run_sync(shutil.copyfile, src, path)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            if not src.is_file():
+                raise ObjectNotFound(key) from exc
+            raise
 
-    async def stat(self, key) -> ObjectStat | None:
+    async def stat(self, key: str) -> ObjectStat | None:
         path = self._path(key)
         return ObjectStat(size=path.stat().st_size) if path.is_file() else None
 
-    async def delete(self, key) -> None:
+    async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def local_path(self, key) -> Path | None:
+    def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
     async def check(self) -> None:
