@@ -1,0 +1,200 @@
+"""Compile a validated :class:`~core.jobspec.JobSpec` and probe data into FFmpeg runs.
+
+Pure: no I/O. Scratch file contents (concat lists, drawtext text) are returned as data;
+argv holds placeholders (see :mod:`core.plan.model`), never server paths or user strings.
+
+Which steps share one FFmpeg run
+--------------------------------
+``stepwise`` gives every step its own run; a ``@ref`` input is the earlier run's output.
+
+``fused`` (the default) walks the live steps in order and lets step *B* continue the run of
+the step *A* before it — so A's streams flow into B inside one filtergraph, decoded once
+and encoded once — when all of these hold:
+
+1. A's output is not kept in ``outputs`` (a kept result must be written as a file);
+2. A's output is used exactly once, and by B (else it is written and read as a file);
+3. the parameter of B that uses it can take streams: not a looped input
+   (``audio_overlay.audio`` / ``video_overlay.overlay`` with ``loop``), which needs
+   ``-stream_loop`` on a real input.
+
+Nothing else splits a run. In particular a ``join`` of matching files (``auto`` or
+``copy``) opens the concat demuxer as the run's input, so a following step decodes the
+joined packets directly; and ``subtitles`` ``embed`` is a mapped input, so it fuses too.
+The SPEC's join → text_overlay → audio_overlay → subtitles chain is therefore one run.
+
+Steps whose output nothing uses (directly or through later steps) and that are not kept are
+dropped with a warning. Intermediate files (not kept) are Matroska; see
+:meth:`core.plan.formats.Target.intermediate`.
+
+Progress: ``expected_duration`` is the run's output duration; ``weight`` scales it by the
+work: 1.0 when video is re-encoded, 0.1 when only audio is, 0.05 for pure stream copy.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from core.jobspec import (
+    AudioOverlayParams,
+    JobSpec,
+    JoinParams,
+    MediaUse,
+    Step,
+    VideoOverlayParams,
+    media_uses,
+)
+from core.plan.formats import Target
+from core.plan.graph import RunBuilder, Streams
+from core.plan.media import MediaInfo
+from core.plan.model import Plan, PlanStep
+from core.plan.ops import OPERATIONS, StepContext
+from core.plan.output import WrittenOutput, write_output
+
+WEIGHT_VIDEO_ENCODE = 1.0
+WEIGHT_AUDIO_ENCODE = 0.1
+WEIGHT_COPY = 0.05
+
+
+@dataclass(frozen=True)
+class _JobStep:
+    """A job step with what the partitioning needs to know about it."""
+
+    index: int
+    step: Step
+    loc: tuple[str | int, ...]  # where its params live in the JobSpec body
+
+    @property
+    def ref(self) -> str:
+        return f"@{self.step.id}"
+
+    def uses(self) -> list[MediaUse]:
+        return list(media_uses(self.step.params, self.loc))
+
+
+def compile_plan(spec: JobSpec, media: dict[str, MediaInfo]) -> Plan:
+    """The FFmpeg runs for ``spec``; ``media`` maps every referenced file id to its probe.
+
+    Raises :class:`SpecError` (→ 422) when the inputs make the spec impossible, e.g. a
+    ``join`` in ``copy`` mode over clips that differ.
+    """
+    job_steps = _job_steps(spec)
+    kept = spec.output_step_ids()
+    live, warnings = _live_steps(job_steps, kept)
+    fused = getattr(spec.params, "execution", "fused") == "fused"
+    infos: dict[str, MediaInfo] = dict(media)
+    plan_steps: list[PlanStep] = []
+    for group in _partition(live, kept, fused):
+        plan_step = _compile_run(spec, group, infos, kept, index=len(plan_steps))
+        plan_steps.append(plan_step)
+    return Plan(plan_steps, warnings)
+
+
+def _job_steps(spec: JobSpec) -> list[_JobStep]:
+    combined = spec.type == "combined"
+    return [
+        _JobStep(index, step, ("params", "steps", index, "params") if combined else ("params",))
+        for index, step in enumerate(spec.steps())
+    ]
+
+
+def _live_steps(job_steps: list[_JobStep], kept: list[str]) -> tuple[list[_JobStep], list[str]]:
+    """Steps that contribute to a kept output, and warnings for the others."""
+    needed = set(kept)
+    for job_step in reversed(job_steps):
+        if job_step.step.id in needed:
+            needed |= {use.step_id for use in job_step.uses() if use.is_step_ref}
+    live = [job_step for job_step in job_steps if job_step.step.id in needed]
+    warnings = [f"step {job_step.step.id!r} is not used by any output and is skipped"
+                for job_step in job_steps if job_step.step.id not in needed]
+    return live, warnings
+
+
+def _partition(live: list[_JobStep], kept: list[str], fused: bool) -> list[list[_JobStep]]:
+    """Group steps into runs (rules in the module docstring)."""
+    consumers: dict[str, list[tuple[_JobStep, MediaUse]]] = defaultdict(list)
+    for job_step in live:
+        for use in job_step.uses():
+            if use.is_step_ref:
+                consumers[use.step_id].append((job_step, use))
+    groups: list[list[_JobStep]] = []
+    for job_step in live:
+        previous = groups[-1][-1] if groups else None
+        if fused and previous and _flows_into(previous, job_step, consumers, kept):
+            groups[-1].append(job_step)
+        else:
+            groups.append([job_step])
+    return groups
+
+
+def _flows_into(previous: _JobStep, current: _JobStep,
+                consumers: dict[str, list[tuple[_JobStep, MediaUse]]], kept: list[str]) -> bool:
+    uses = consumers.get(previous.step.id, [])
+    if previous.step.id in kept or len(uses) != 1:
+        return False
+    consumer, use = uses[0]
+    return consumer is current and not _needs_real_input(current.step, use)
+
+
+def _needs_real_input(step: Step, use: MediaUse) -> bool:
+    """Looped inputs are looped by the demuxer (``-stream_loop``), so they must be files."""
+    field = use.loc[len(use.loc) - 1]
+    params = step.params
+    if isinstance(params, AudioOverlayParams):
+        return field == "audio" and params.loop
+    if isinstance(params, VideoOverlayParams):
+        return field == "overlay" and params.loop
+    return False
+
+
+def _compile_run(spec: JobSpec, group: list[_JobStep], infos: dict[str, MediaInfo],
+                 kept: list[str], index: int) -> PlanStep:
+    """Build one run from a group of fused steps; record its output for later ``@refs``."""
+    run = RunBuilder()
+    streams: Streams | None = None
+    carried_ref: str | None = None
+    for job_step in group:
+        ctx = StepContext(run, spec.output, job_step.loc, infos, carried_ref, streams)
+        streams = OPERATIONS[job_step.step.type](ctx, job_step.step.params)
+        carried_ref = job_step.ref
+    assert streams is not None  # groups are never empty
+    last = group[-1]
+    keep = last.step.id in kept
+    target = Target.final(spec.output) if keep else Target.intermediate(spec.output)
+    written = write_output(run, streams, target, force_copy=_is_join_copy(group))
+    infos[last.ref] = written.info
+    return _plan_step(index, group, run, written, target, keep)
+
+
+def _is_join_copy(group: list[_JobStep]) -> bool:
+    params = group[0].step.params
+    return len(group) == 1 and isinstance(params, JoinParams) and params.mode == "copy"
+
+
+def _plan_step(index: int, group: list[_JobStep], run: RunBuilder, written: WrittenOutput,
+               target: Target, keep: bool) -> PlanStep:
+    argv = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats",
+        *run.input_args, *run.filter_args(), *written.args,
+    ]
+    types = [job_step.step.type for job_step in group]
+    duration = written.info.duration
+    factor = (WEIGHT_VIDEO_ENCODE if written.video_encoded
+              else WEIGHT_AUDIO_ENCODE if written.audio_encoded else WEIGHT_COPY)
+    return PlanStep(
+        index=index,
+        id=group[-1].step.id,
+        op=types[0] if len(types) == 1 else "fused:" + "+".join(types),
+        covers=[job_step.step.id for job_step in group],
+        pool_hint="gpu-capable" if written.video_encoded and run.video_inputs else "cpu",
+        inputs=list(run.placed.values()),
+        scratch_files=dict(run.scratch_files),
+        argv=argv,
+        output_name=f"out.{target.extension}",
+        output_kind=written.info.kind,
+        keep=keep,
+        expected_duration=duration,
+        weight=(duration or 1.0) * factor,
+        video_inputs=list(run.video_inputs),
+    )
+

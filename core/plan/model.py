@@ -1,0 +1,149 @@
+"""The compiled plan: FFmpeg runs with placeholders, and how a runner turns them into argv.
+
+Placeholder convention (the runner's contract)
+----------------------------------------------
+Each :class:`PlanStep` runs in its own scratch directory ``D``:
+
+* ``{inN}`` — input ``N``; the runner places the file (copy, hard link or download) at
+  ``D/<PlanInput.filename>``, e.g. ``D/in0.mp4``. ``PlanInput.source`` says what to place:
+  a file id, or ``"@<plan step id>"`` for the output of an earlier PlanStep.
+  Inputs are placed even when argv does not name them: a concat list refers to them by
+  their bare file name, and the subtitles filter by path.
+* ``{scratch:NAME}`` — the runner writes ``scratch_files[NAME]`` (UTF-8) to ``D/NAME``.
+* ``{out}`` — where FFmpeg writes the result, ``D/<output_name>``.
+
+:meth:`PlanStep.paths_in` builds exactly that mapping, and :meth:`PlanStep.render`
+substitutes it. A placeholder that is a whole argument becomes the path as is; one embedded
+in a larger argument (only filtergraphs embed them) becomes the path escaped for a
+filtergraph value. Paths must be absolute, so none can start with ``-`` or read as a URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from core.plan.escape import escape_filter_value
+
+PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}")
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """A file the runner places in the step's directory before running it."""
+
+    name: str  # placeholder name: "in0"
+    source: str  # file id, or "@<plan step id>"
+    filename: str  # "in0.mp4": the name it must have in the step directory
+
+    @property
+    def is_step_output(self) -> bool:
+        return self.source.startswith("@")
+
+
+@dataclass
+class PlanStep:
+    """One FFmpeg run."""
+
+    index: int
+    id: str  # the (last) job step it produces; "@<id>" in later inputs names its output
+    op: str  # job type, or "fused:<type>+<type>..." when several steps share one run
+    covers: list[str]  # job step ids computed by this run, in order
+    pool_hint: str  # "cpu" (stream copy / audio only) or "gpu-capable" (decodes video)
+    inputs: list[PlanInput]
+    scratch_files: dict[str, str]
+    argv: list[str]
+    output_name: str  # "out.mp4"
+    output_kind: str  # "video" or "audio"
+    keep: bool  # whether the output becomes a job output File
+    expected_duration: float | None  # seconds of output, for progress percent
+    weight: float  # expected work, for progress across steps
+    video_inputs: list[str] = field(default_factory=list)  # "-i" targets that carry video
+
+    @property
+    def output_ext(self) -> str:
+        return self.output_name.rsplit(".", 1)[-1]
+
+    def paths_in(self, directory: str) -> dict[str, str]:
+        """The standard placeholder → path mapping for a scratch directory."""
+        root = PurePosixPath(directory)
+        paths = {item.name: str(root / item.filename) for item in self.inputs}
+        paths.update({f"scratch:{name}": str(root / name) for name in self.scratch_files})
+        paths["out"] = str(root / self.output_name)
+        return paths
+
+    def render(self, paths: dict[str, str]) -> list[str]:
+        """argv with placeholders replaced by real paths (see the module docstring)."""
+        self._check_paths(paths)
+        return [self._render_arg(arg, paths) for arg in self.argv]
+
+    def public(self) -> dict[str, Any]:
+        return {"step": self.id, "op": self.op, "pool": self.pool_hint, "argv": list(self.argv)}
+
+    def _render_arg(self, arg: str, paths: dict[str, str]) -> str:
+        whole = PLACEHOLDER.fullmatch(arg)
+        if whole:
+            return paths[whole.group(1)]
+        return PLACEHOLDER.sub(lambda m: escape_filter_value(paths[m.group(1)]), arg)
+
+    def _check_paths(self, paths: dict[str, str]) -> None:
+        needed = {m.group(1) for arg in self.argv for m in PLACEHOLDER.finditer(arg)}
+        needed |= {item.name for item in self.inputs}
+        missing = needed - paths.keys()
+        if missing:
+            raise ValueError(f"no path for placeholders: {sorted(missing)}")
+        for name in needed:
+            path = paths[name]
+            if not PurePosixPath(path).is_absolute() or "\x00" in path or "\n" in path:
+                raise ValueError(f"{name}: scratch paths must be absolute: {path!r}")
+        self._check_concat_neighbours(paths)
+
+    def _check_concat_neighbours(self, paths: dict[str, str]) -> None:
+        """A concat list names inputs relative to itself: they must share its directory."""
+        for name in self.scratch_files:
+            if not name.startswith("concat"):
+                continue
+            directory = PurePosixPath(paths[f"scratch:{name}"]).parent
+            for item in self.inputs:
+                if PurePosixPath(paths[item.name]) != directory / item.filename:
+                    raise ValueError(f"{item.name} must be {directory / item.filename}")
+
+
+@dataclass
+class Plan:
+    """Every FFmpeg run of a job, in execution order (each depends only on earlier ones)."""
+
+    steps: list[PlanStep]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> list[PlanStep]:
+        """The runs whose results become job outputs."""
+        return [step for step in self.steps if step.keep]
+
+    @property
+    def total_weight(self) -> float:
+        return sum(step.weight for step in self.steps)
+
+    def public(self) -> list[dict[str, Any]]:
+        """``[{step, op, pool, argv}]`` for ``POST /jobs/validate``; placeholders kept."""
+        return [step.public() for step in self.steps]
+
+
+def gpu_argv_variant(step: PlanStep) -> list[str]:
+    """argv that decodes video on NVDEC (``-hwaccel cuda`` before each video input).
+
+    Frames come back to system memory, so the CPU filters and libx264 stay as they are (the
+    GPU box has no usable NVENC path for us). Steps that decode no video are returned as is.
+    """
+    if step.pool_hint != "gpu-capable":
+        return list(step.argv)
+    argv: list[str] = []
+    for position, arg in enumerate(step.argv):
+        next_arg = step.argv[position + 1] if position + 1 < len(step.argv) else None
+        if arg == "-i" and next_arg in step.video_inputs:
+            argv += ["-hwaccel", "cuda"]
+        argv.append(arg)
+    return argv
