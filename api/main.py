@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.middleware import install_middleware
 from api.routes import admin, api_keys, auth, files, health, jobs, users
 from core.config import Settings, get_settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
     )
     app.add_middleware(MetricsMiddleware)
+    install_middleware(app, settings)
     for module in (health, auth, users, api_keys, files, jobs, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -1,0 +1,107 @@
+"""ASGI middleware of the API: a request id on every request and response, and
+one log line per request carrying it.
+
+Rate limiting is not middleware: the login limit must know whether the
+credentials were right and the request budget must know the user, so both sit
+behind authentication (``api.ratelimit``, ``api.users.auth``). Body size caps
+are FastAPI's own ``max_body_size`` on each router.
+
+A plain ASGI class rather than Starlette's ``BaseHTTPMiddleware``, which
+re-wraps streaming responses (downloads, the job event stream) and gets in the
+way of cancellation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.config import Settings
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+log = logging.getLogger("mediaflow.api.access")
+
+
+def current_request_id() -> str:
+    """The id of the request being served ("-" outside one), for log lines and errors."""
+    return request_id_var.get()
+
+
+class RequestIdMiddleware:
+    """Takes the client's ``X-Request-ID`` when it is sane (else makes one),
+    echoes it on the response and logs method, path, status and duration with it.
+
+    A client-chosen id is only trusted as a correlation label: its shape is
+    checked so it cannot inject into log lines or headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id") or ""
+        request_id = incoming if REQUEST_ID_SHAPE.fullmatch(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_code = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            client = scope.get("client")
+            log.info(
+                "%s %s %s %.1fms client=%s request_id=%s",
+                scope["method"],
+                scope["path"],
+                status_code,
+                (time.perf_counter() - started) * 1000,
+                client[0] if client else "-",
+                request_id,
+            )
+            request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Called once by ``api.main.create_app``, after the metrics middleware, so
+    the request id is outermost and every answer carries one."""
+    _ensure_access_log_output(settings.log_level)
+    app.add_middleware(RequestIdMiddleware)
+
+
+def _ensure_access_log_output(level: str) -> None:
+    """uvicorn configures only its own loggers, so without a handler here the
+    request log would go nowhere. When the process has configured logging
+    (root handlers exist: ``mediaflow dev``, pytest), it is left alone."""
+    log.setLevel(level.upper())
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    log.addHandler(handler)

@@ -1,0 +1,13 @@
+"""Fixtures shared by the API tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from api.ratelimit import reset_rate_limits
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with empty counters, so tests cannot spend each other's limits."""
+    reset_rate_limits()

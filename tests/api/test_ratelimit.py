@@ -1,0 +1,58 @@
+"""The per-user request budget and the limits' configuration."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from api.ratelimit import RateLimitSettings, reset_rate_limits
+from tests.utils.users import create_user, login_headers
+
+
+async def test_request_budget_is_per_user_and_credential_agnostic(
+    client: httpx.AsyncClient, api_prefix: str
+) -> None:
+    user, password = await create_user()
+    bearer = await login_headers(client, user.email, password)
+    key = (await client.post(f"{api_prefix}/api-keys", headers=bearer, json={"name": "k"})).json()
+    other, other_password = await create_user()
+    other_bearer = await login_headers(client, other.email, other_password)
+    reset_rate_limits(RateLimitSettings(rate_limit_requests="3/minute"))
+
+    statuses = [
+        (await client.get(f"{api_prefix}{path}", headers=headers)).status_code
+        for path, headers in [
+            ("/auth/me", bearer),
+            ("/users/me", {"X-API-Key": key["key"]}),  # fastapi-users' own route, too
+            ("/api-keys", bearer),
+        ]
+    ]
+    spent = await client.get(f"{api_prefix}/users/me", headers={"X-API-Key": key["key"]})
+    unaffected = await client.get(f"{api_prefix}/auth/me", headers=other_bearer)
+
+    assert statuses == [200, 200, 200]
+    assert spent.status_code == 429
+    assert 1 <= int(spent.headers["Retry-After"]) <= 60
+    assert unaffected.status_code == 200
+
+
+async def test_unauthenticated_requests_do_not_spend_a_budget(
+    client: httpx.AsyncClient, api_prefix: str
+) -> None:
+    reset_rate_limits(RateLimitSettings(rate_limit_requests="1/minute"))
+
+    for _ in range(3):
+        assert (await client.get(f"{api_prefix}/auth/me")).status_code == 401
+
+
+def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = RateLimitSettings(_env_file=None)  # type: ignore[call-arg]
+    assert (defaults.rate_limit_login, defaults.rate_limit_requests) == ("10/minute", "600/minute")
+
+    monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_LOGIN", "5 per 30 seconds")
+    assert RateLimitSettings(_env_file=None).rate_limit_login == "5 per 30 seconds"  # type: ignore[call-arg]
+
+    monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_REQUESTS", "lots")
+    with pytest.raises(ValidationError):
+        RateLimitSettings(_env_file=None)  # type: ignore[call-arg]
