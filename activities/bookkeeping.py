@@ -29,7 +29,7 @@ def now() -> dt.datetime:
 
 
 async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """file id → (storage key, extension) for live files of ``user_id``."""
+    """file id → (storage key, display name) for live files of ``user_id``."""
     if not file_ids:
         return {}
     rows = await MediaFile.select(MediaFile.id, MediaFile.storage_key, MediaFile.filename).where(
@@ -37,7 +37,7 @@ async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tupl
         MediaFile.user == uuid.UUID(user_id),
         MediaFile.is_deleted.eq(False),
     )
-    found = {str(r["id"]): (r["storage_key"], _extension(r["filename"])) for r in rows}
+    found = {str(r["id"]): (r["storage_key"], r["filename"]) for r in rows}
     missing = [f for f in file_ids if f not in found]
     if missing:
         raise ApplicationError(f"input files are gone: {', '.join(missing)}", type="InvalidParams",
@@ -45,9 +45,14 @@ async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tupl
     return found
 
 
-def _extension(filename: str) -> str:
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "bin"
-    return ext if ext.isalnum() and len(ext) <= 5 else "bin"
+async def gpu_workers_polling() -> bool:
+    """Whether any worker polled mediaflow-gpu recently (Temporal keeps ~5 min of pollers)."""
+    client = activity.client()
+    response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    ))
+    return len(response.pollers) > 0
 
 
 class BookkeepingActivities:
@@ -73,9 +78,17 @@ class BookkeepingActivities:
 
     @activity.defn(name="prepare_job")
     async def prepare_job(self, job: JobInput) -> PreparedJob:
-        from activities.planning import prepare
+        """Compile the plan, mark the job processing, and say whether a GPU pool polls."""
+        from activities.planning import compile_steps
 
-        return await prepare(job)
+        steps = await compile_steps(job)
+        await Job.update({
+            Job.status: "processing", Job.started_at: now(), Job.updated_at: now(),
+            Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
+                           "step": steps[0].step_id if steps else None},
+        }).where(Job.id == uuid.UUID(job.job_id))
+        gpu = job.accelerator != "cpu" and await gpu_workers_polling()
+        return PreparedJob(steps=steps, gpu_available=gpu)
 
     @activity.defn(name="record_operation")
     async def record_operation(self, record: OperationRecord) -> None:
@@ -108,9 +121,8 @@ class BookkeepingActivities:
             name = _output_name(spec, result.step_id, result.storage_key, len(request.kept))
             await MediaFile(
                 id=file_id, user=uuid.UUID(request.user_id), filename=name,
-                original_filename=name, size=result.size,
-                content_type=_content_type(result.storage_key),
-                kind=result.metadata.get("kind", "video"), storage_key=result.storage_key,
+                original_filename=name, size=result.size, content_type=result.content_type,
+                kind=result.kind, storage_key=result.storage_key, probe=result.probe,
                 checksum_sha256=result.sha256, metadata=result.metadata, source="job_output",
                 job=job.id,
             ).save()
@@ -129,30 +141,11 @@ class BookkeepingActivities:
         for key in request.intermediate_keys:
             await self.storage.delete(key)
 
-    @activity.defn(name="gpu_workers_available")
-    async def gpu_workers_available(self, _queue: str) -> bool:
-        client = activity.client()
-        response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-            namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-        ))
-        return len(response.pollers) > 0
-
     @activity.defn(name="deliver_webhook")
     async def deliver_webhook(self, request) -> None:  # type: ignore[no-untyped-def]
         from activities.webhooks import deliver
 
         await deliver(self.settings, request)
-
-
-CONTENT_TYPES = {
-    "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
-    "webm": "video/webm", "m4a": "audio/mp4", "mp3": "audio/mpeg", "wav": "audio/wav",
-}
-
-
-def _content_type(key: str) -> str:
-    return CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
 
 
 def _output_name(spec: dict, step_id: str, key: str, count: int) -> str:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import contextlib
 import os
-import re
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,12 @@ from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
 from core.ffmpeg import ffmpeg_path
+from core.jobplan import plan_step
+from core.probe import MediaRejected, probe_file
 from core.storage import Storage
 from workflows.types import StepInput, StepProgress, StepResult, StepSpec
 
-PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}")
-HEARTBEAT_EVERY = 5.0
+HEARTBEAT_EVERY = 1.0
 STDERR_LINES = 30
 INVALID_INPUT_MARKERS = (
     "Invalid data found when processing input",
@@ -85,15 +87,6 @@ class ProgressParser:
         return min(99.9, 100.0 * self.out_seconds / self.expected_seconds)
 
 
-def render_argv(step: StepSpec, paths: dict[str, str]) -> list[str]:
-    """Replace placeholders by scratch paths; every path is absolute, so none starts with '-'."""
-    def substitute(match: re.Match[str]) -> str:
-        return paths[match.group(1)]
-
-    argv = [PLACEHOLDER.sub(substitute, arg) for arg in step.argv]
-    return [ffmpeg_path(), *argv[1:]] if argv and argv[0] == "ffmpeg" else argv
-
-
 def scrub(text: str, scratch: Path) -> str:
     """ffmpeg's stderr without server paths."""
     return text.replace(str(scratch) + os.sep, "").replace(str(scratch), "<scratch>")
@@ -110,35 +103,35 @@ def classify_failure(returncode: int, stderr_tail: str) -> ApplicationError:
 
 
 class FFmpegActivities:
+    #: below the workflow's 30 s heartbeat timeout, so we give up before Temporal does
+    stall_seconds: float = 25.0
+
     def __init__(self, settings: Settings, storage: Storage, pool: str) -> None:
         self.settings = settings
         self.storage = storage
         self.pool = pool
 
     async def _materialise(self, request: StepInput, scratch: Path,
-                           file_keys: dict[str, tuple[str, str]]) -> dict[str, str]:
-        """Place every input under its placeholder name; returns placeholder → path."""
-        paths: dict[str, str] = {}
+                           file_keys: dict[str, tuple[str, str]]) -> list[str]:
+        """Place every input and scratch file under its planned name; returns the argv."""
+        step = plan_step(request.step)
+        paths = step.paths_in(str(scratch))
         for source in request.step.sources:
             if source.step_id is not None:
                 key = request.earlier_outputs[source.step_id]
-                ext = key.rsplit(".", 1)[-1]
             else:
                 assert source.file_id is not None
-                key, ext = file_keys[source.file_id]
-            target = scratch / f"{source.placeholder}.{ext}"
+                key = file_keys[source.file_id][0]
+            target = Path(paths[source.placeholder])
             local = self.storage.local_path(key)
             if local is not None and local.exists():
                 target.symlink_to(local)
             else:
                 await self.storage.download_to(key, target)
-            paths[source.placeholder] = str(target)
-        for name, content in request.step.scratch_files.items():
-            path = scratch / name
-            path.write_text(content, encoding="utf-8")
-            paths[f"scratch:{name}"] = str(path)
-        paths["out"] = str(scratch / f"output.{request.step.output_ext}")
-        return paths
+        for name, content in step.scratch_files.items():
+            Path(paths[f"scratch:{name}"]).write_text(content, encoding="utf-8")
+        argv = step.render(paths)
+        return [ffmpeg_path(), *argv[1:]] if argv and argv[0] == "ffmpeg" else argv
 
     async def _signal_progress(self, step: StepSpec, parser: ProgressParser, attempt: int) -> None:
         info = activity.info()
@@ -157,7 +150,7 @@ class FFmpegActivities:
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=scratch, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_worker,
         )
 
         async def drain_stderr() -> None:
@@ -170,7 +163,7 @@ class FFmpegActivities:
         last_signal = last_beat = 0.0
         try:
             assert proc.stdout is not None
-            async for raw in proc.stdout:
+            while raw := await self._next_line(proc.stdout):
                 if not parser.feed(raw.decode(errors="replace")):
                     continue
                 now = time.monotonic()
@@ -191,43 +184,68 @@ class FFmpegActivities:
             raise classify_failure(returncode, scrub("\n".join(stderr_tail), scratch))
         return parser
 
+    async def _next_line(self, stream: asyncio.StreamReader) -> bytes:
+        """The next ``-progress`` line; a silent ffmpeg (hung on an input, a runaway
+        filter) is a failure here rather than an orphan that outlives its heartbeat."""
+        try:
+            return await asyncio.wait_for(stream.readline(), self.stall_seconds)
+        except TimeoutError:
+            raise ApplicationError(
+                f"ffmpeg made no progress for {self.stall_seconds:.0f} s and was killed",
+                type="FFmpegStalled",
+            ) from None
+
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
-        from core.probe import probe_output
-
         from activities.bookkeeping import file_storage_keys  # DB read of the inputs' keys
 
         info = activity.info()
         step = request.step
-        scratch = self.settings.scratch_root / request.job_id / f"{step.index:02d}-a{info.attempt}"
-        shutil.rmtree(scratch, ignore_errors=True)
+        job_scratch = self.settings.scratch_root / request.job_id
+        for stale in job_scratch.glob(f"{step.index:02d}-a*"):  # a killed worker's attempt
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = job_scratch / f"{step.index:02d}-a{info.attempt}"
         scratch.mkdir(parents=True)
         started = time.monotonic()
         activity.heartbeat({"percent": 0})
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             keys = await file_storage_keys(request.user_id, file_ids)
-            paths = await self._materialise(request, scratch, keys)
-            argv = render_argv(step, paths)
+            argv = await self._materialise(request, scratch, keys)
             parser = await self._run(argv, step, scratch, info.attempt)
-            out = Path(paths["out"])
+            out = scratch / step.output_name
             if not await anyio.Path(out).exists() or (await anyio.Path(out).stat()).st_size == 0:
                 raise ApplicationError("ffmpeg produced no output", type="InvalidMedia",
                                        non_retryable=True)
-            metadata = await probe_output(out)
+            try:
+                probe = await probe_file(out, settings=self.settings)
+            except MediaRejected as exc:
+                raise ApplicationError(f"ffmpeg's output is not valid media: {exc.reason}",
+                                       type="InvalidMedia", non_retryable=True) from exc
             key = output_key(request.job_id, step)
             stored = await self.storage.put_file(key, out)
             wall = time.monotonic() - started
             return StepResult(
                 index=step.index, step_id=step.step_id, storage_key=key, size=stored.size,
-                sha256=stored.sha256, metadata=metadata, attempt=info.attempt,
+                sha256=stored.sha256, metadata=probe.metadata, attempt=info.attempt,
                 wall_seconds=round(wall, 3), speed=parser.speed, pool=self.pool,
-                argv=step.argv,
+                argv=step.argv, kind=probe.kind, content_type=probe.content_type,
+                probe=probe.raw or {},
             )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             with contextlib.suppress(OSError):
                 scratch.parent.rmdir()  # the job's scratch root, once empty
+
+
+_LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_worker() -> None:
+    """In the child before exec: a SIGKILLed worker takes its ffmpeg down too."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(pid: int) -> None:

@@ -18,12 +18,14 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.bookkeeping import BookkeepingActivities
+from activities.cleanup import CleanupActivities, ensure_purge_schedule
 from activities.ffmpeg import FFmpegActivities
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import Storage, get_storage
 from workflows.media_job import MediaJobWorkflow
 from workflows.names import JOBS_QUEUE, POOL_QUEUES
+from workflows.purge import PurgeDeletedFilesWorkflow
 
 log = logging.getLogger("mediaflow.worker")
 
@@ -33,14 +35,15 @@ def build_workers(
 ) -> list[Worker]:
     books = BookkeepingActivities(settings, storage)
     steps = FFmpegActivities(settings, storage, pool)
+    cleanup = CleanupActivities(storage)
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
-        workflows=[MediaJobWorkflow],
+        workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow],
         activities=[
             books.update_job_status, books.prepare_job, books.record_operation,
-            books.finalize_job, books.discard_outputs, books.gpu_workers_available,
-            books.deliver_webhook,
+            books.finalize_job, books.discard_outputs, books.deliver_webhook,
+            cleanup.purge_deleted_files,
         ],
         max_concurrent_activities=20,
     )
@@ -50,6 +53,9 @@ def build_workers(
         activities=[steps.run_ffmpeg_step],
         max_concurrent_activities=concurrency,
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # heartbeats carry cancellation: reach the server often enough to kill ffmpeg in < 5 s
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
     )
     return [jobs_worker, pool_worker]
 
@@ -73,6 +79,7 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     workers = build_workers(client, settings, storage, pool=pool, concurrency=concurrency)
+    await ensure_purge_schedule(client, settings)
     log.info("worker pool=%s polling %s and %s (%d slots)",
              pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import server
+from cli import admin, client, server
 
 app = typer.Typer(
     name="mediaflow",
@@ -13,6 +13,8 @@ app = typer.Typer(
     add_completion=False,
 )
 server.register(app)
+admin.register(app)
+client.register(app)
 
 
 if __name__ == "__main__":

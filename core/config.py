@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_media_seconds: float = Field(default=4 * 3600, gt=0)
     max_pixels: int = Field(default=8192 * 8192, gt=0)
     webhook_allow_private: bool | None = None
+    max_active_jobs_per_user: int = Field(default=10, gt=0)
+    purge_retention_seconds: float = Field(default=24 * 3600, ge=0)
+    purge_interval_seconds: float = Field(default=3600, gt=0)
 
     log_level: str = "INFO"
 

@@ -207,7 +207,9 @@ def _display_filename(value: str) -> str:
 
 
 def _drawable_text(value: str) -> str:
-    """Text for drawtext: valid UTF-8, no control characters other than newline and tab."""
+    """Text for drawtext: valid UTF-8, no control characters other than newline and tab.
+    Windows and old-Mac line ends become plain newlines."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
         raise PydanticCustomError("text", "must be valid Unicode (no lone surrogates)")
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):

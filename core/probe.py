@@ -332,6 +332,7 @@ async def _ffprobe(path: Path, timeout: float) -> dict[str, Any]:
         raw: dict[str, Any] = json.loads(run.stdout)
     except ValueError:
         raise UnsupportedMedia("not a recognised media file") from None
+    (raw.get("format") or {}).pop("filename", None)  # a server path: never stored or shown
     return raw
 
 

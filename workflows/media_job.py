@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.names import GPU_QUEUE, JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
+    from workflows.names import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
     from workflows.types import (
         FinalizeInput,
         JobInput,
@@ -126,12 +126,13 @@ class MediaJobWorkflow:
     async def run(self, job: JobInput) -> dict:
         results: list[StepResult] = []
         try:
-            await self._set_status(job, "processing", set_started=True)
+            self._status = "processing"
             prepared: PreparedJob = await workflow.execute_activity(
                 "prepare_job", job, result_type=PreparedJob, **BOOKKEEPING
             )
+            await self._upsert_status("processing")
             self._steps = prepared.steps
-            gpu_ready = await self._gpu_ready(job)
+            gpu_ready = self._gpu_ready(job, prepared.gpu_available)
             for step in self._steps:
                 await self._step_boundary(job)
                 results.append(await self._run_step(job, step, results, gpu_ready))
@@ -146,13 +147,8 @@ class MediaJobWorkflow:
         await self._notify(job, "job.completed")
         return {"status": "completed", "output_files": output_ids}
 
-    async def _gpu_ready(self, job: JobInput) -> bool:
-        if job.accelerator == "cpu":
-            return False
-        ready: bool = await workflow.execute_activity(
-            "gpu_workers_available", JOBS_QUEUE, result_type=bool, **BOOKKEEPING
-        )
-        if job.accelerator == "gpu" and not ready:
+    def _gpu_ready(self, job: JobInput, ready: bool) -> bool:
+        if job.accelerator == "gpu" and not ready and not self._pool_override:
             raise ApplicationError(
                 "accelerator 'gpu' was requested but no GPU worker is polling mediaflow-gpu",
                 type="NoGpuWorker", non_retryable=True,
@@ -188,7 +184,7 @@ class MediaJobWorkflow:
         try:
             result: StepResult = await workflow.execute_activity(
                 "run_ffmpeg_step", request, result_type=StepResult,
-                task_queue=GPU_QUEUE if pool == "gpu" else POOL_QUEUES["cpu"],
+                task_queue=POOL_QUEUES[pool],
                 start_to_close_timeout=step_timeout(step), heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=STEP_RETRY,
                 cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -249,13 +245,21 @@ class MediaJobWorkflow:
         await self._notify(job, f"job.{status}")
 
     async def _notify(self, job: JobInput, event: str) -> None:
-        await workflow.execute_activity(
-            "deliver_webhook", WebhookInput(job.job_id, event),
-            task_queue=JOBS_QUEUE, start_to_close_timeout=timedelta(seconds=30),
-            schedule_to_close_timeout=timedelta(hours=1),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=2),
-                                     maximum_interval=timedelta(minutes=5), maximum_attempts=8),
-        )
+        """Deliver the webhook; its failure is logged by the activity, never fails the job."""
+        if not job.has_webhook:
+            return
+        try:
+            await workflow.execute_activity(
+                "deliver_webhook", WebhookInput(job.job_id, event),
+                task_queue=JOBS_QUEUE, start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=timedelta(hours=1),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5),
+                    maximum_attempts=8, non_retryable_error_types=["WebhookRefused"],
+                ),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("webhook for job %s not delivered: %s", job.job_id, exc)
 
     async def _log(self, record: OperationRecord) -> None:
         await workflow.execute_activity("record_operation", record, **BOOKKEEPING)

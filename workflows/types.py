@@ -16,13 +16,16 @@ class JobInput:
     job_type: str
     accelerator: str = "auto"
     summary: str = ""
+    has_webhook: bool = False
 
 
 @dataclass
 class StepSource:
-    """Where one ffmpeg input comes from: a user's file or an earlier step."""
+    """Where one ffmpeg input comes from (a user's file or an earlier run's output) and the
+    name it must have in the step's scratch directory."""
 
     placeholder: str
+    filename: str
     file_id: str | None = None
     step_id: str | None = None
 
@@ -44,12 +47,17 @@ class StepSpec:
     weight: float = 1.0
     keep_output: bool = True
     output_filename: str = ""
+    output_name: str = ""
+    covers: list[str] = field(default_factory=list)
+    video_inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PreparedJob:
+    """The compiled plan; prepare_job also marks the job ``processing``."""
+
     steps: list[StepSpec]
-    has_webhook: bool = False
+    gpu_available: bool = False
 
 
 @dataclass
@@ -75,6 +83,9 @@ class StepResult:
     speed: float | None = None
     pool: str = "cpu"
     argv: list[str] = field(default_factory=list)
+    kind: str = "video"
+    content_type: str = "application/octet-stream"
+    probe: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -134,3 +145,15 @@ class WebhookInput:
 @dataclass
 class RerouteInput:
     pool: str
+
+
+@dataclass
+class PurgeInput:
+    retention_seconds: float = 86400.0
+    batch_size: int = 200
+
+
+@dataclass
+class PurgeResult:
+    files: int = 0
+    bytes: int = 0

@@ -1,5 +1,91 @@
-"""Routes for admin (being written)."""
+"""Operator routes (superuser only): every job, statistics, control and rerouting."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict
+
+from api import jobctl
+from api.deps import SuperUser, TemporalDep
+from api.routes.jobs import JobStatus, gpu_pollers, page_of_jobs
+from core.jobview import job_public
+from core.tables import Job, MediaFile, User
+from workflows.types import RerouteInput
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class RerouteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pool: Literal["cpu", "gpu"]
+
+
+@router.get("/jobs")
+async def all_jobs(
+    _: SuperUser,
+    user_id: Annotated[uuid.UUID | None, Query()] = None,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    return await page_of_jobs(limit, offset, user_id, status_, type_)
+
+
+@router.get("/stats")
+async def stats(_: SuperUser) -> dict:
+    by_status = await Job.raw("SELECT status, COUNT(*) AS n FROM mf_job GROUP BY status")
+    by_type = await Job.raw("SELECT type, COUNT(*) AS n FROM mf_job GROUP BY type")
+    finished = await Job.select(Job.type, Job.started_at, Job.completed_at).where(
+        Job.status == "completed", Job.started_at.is_not_null(), Job.completed_at.is_not_null())
+    durations: dict[str, list[float]] = {}
+    for row in finished:
+        seconds = (row["completed_at"] - row["started_at"]).total_seconds()
+        durations.setdefault(row["type"], []).append(seconds)
+    storage = (await MediaFile.raw(
+        "SELECT COALESCE(SUM(size), 0) AS used FROM mf_media_file WHERE purged_at IS NULL"
+    ))[0]
+    return {
+        "jobs_by_status": {r["status"]: r["n"] for r in by_status},
+        "jobs_by_type": {r["type"]: r["n"] for r in by_type},
+        "mean_duration_seconds_by_type": {t: round(sum(v) / len(v), 3)
+                                          for t, v in durations.items()},
+        "storage_bytes": int(storage["used"]),
+        "users": await User.count(),
+    }
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def admin_cancel(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, None)
+    await jobctl.cancel(temporal, row)
+    return job_public(row)
+
+
+@router.post("/jobs/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
+async def admin_pause(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, None)
+    await jobctl.signal(temporal, row, "pause")
+    return job_public(row)
+
+
+@router.post("/jobs/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+async def admin_resume(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, None)
+    await jobctl.signal(temporal, row, "resume")
+    return job_public(row)
+
+
+@router.post("/jobs/{job_id}/reroute", status_code=status.HTTP_202_ACCEPTED)
+async def admin_reroute(job_id: str, body: RerouteRequest, _: SuperUser,
+                        temporal: TemporalDep) -> dict:
+    """Send the job's remaining steps to another pool."""
+    row = await jobctl.load_job(job_id, None)
+    if body.pool == "gpu":
+        if not await gpu_pollers(temporal):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="no GPU worker is polling")
+    await jobctl.signal(temporal, row, "reroute", RerouteInput(pool=body.pool))
+    return job_public(row)

@@ -1,5 +1,331 @@
-"""Routes for files (being written)."""
+"""Files (SPEC §3 "Files"): streaming upload with probe, list, read, download, delete.
 
-from fastapi import APIRouter
+Every query is scoped by owner: another user's file is a 404, exactly like a
+file that does not exist (SECURITY 13). Object keys are server-generated
+(``users/<user id>/files/<file id>``); the client's name is only data
+(SECURITY 10). The kind comes from the probe, never from the client's name or
+Content-Type (SECURITY 12).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import BaseModel
+
+from api.deps import CurrentUser, SettingsDep, StorageDep
+from api.uploads import UploadTooLarge, move_into, receive_file
+from core.config import Settings
+from core.filenames import content_disposition, display_name, storable_original
+from core.probe import MediaRejected, ProbeUnavailable, probe_file
+from core.storage import Storage
+from core.tables import Job, MediaFile
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+Kind = Literal["video", "audio", "image", "subtitle"]
+ACTIVE_JOB_STATUSES = ["pending", "processing", "paused"]
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MULTIPART_SLACK = 64 * 1024
+"""Room for the multipart framing when judging a declared Content-Length."""
+
+
+class FileMetadata(BaseModel):
+    duration: float | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    bit_rate: int | None = None
+    streams: list[dict[str, Any]] = []
+
+
+class FilePublic(BaseModel):
+    id: uuid.UUID
+    filename: str
+    """Sanitised display name, with the extension the probe found."""
+    original_filename: str
+    """The name the client sent, as data (NUL replaced); never used as a path."""
+    size: int
+    content_type: str
+    kind: Kind
+    checksum_sha256: str
+    metadata: FileMetadata
+    source: Literal["upload", "job_output"]
+    job_id: uuid.UUID | None
+    created_at: dt.datetime
+
+
+class FilesPublic(BaseModel):
+    items: list[FilePublic]
+    total: int
+
+
+class FileUsage(BaseModel):
+    used_bytes: int
+    quota_bytes: int
+    file_count: int
+
+
+def file_public(row: dict[str, Any]) -> dict[str, Any]:
+    """The SPEC ``File`` of a ``MediaFile`` row (selected with ``load_json=True``)."""
+    return {
+        "id": str(row["id"]),
+        "filename": row["filename"],
+        "original_filename": row["original_filename"],
+        "size": row["size"],
+        "content_type": row["content_type"],
+        "kind": row["kind"],
+        "checksum_sha256": row["checksum_sha256"],
+        "metadata": row["metadata"] or {},
+        "source": row["source"],
+        "job_id": str(row["job"]) if row.get("job") else None,
+        "created_at": row["created_at"],
+    }
+
+
+def storage_key_for(user_id: uuid.UUID, file_id: uuid.UUID) -> str:
+    return f"users/{user_id}/files/{file_id}"
+
+
+async def used_bytes(user_id: uuid.UUID) -> tuple[int, int]:
+    """Bytes and count of the user's live files (soft-deleted ones no longer count)."""
+    rows = await MediaFile.raw(
+        "SELECT COALESCE(SUM(size), 0) AS used, COUNT(*) AS n FROM mf_media_file "
+        "WHERE \"user\" = {} AND is_deleted = {}", user_id, False,
+    )
+    return int(rows[0]["used"]), int(rows[0]["n"])
+
+
+async def load_file(file_id: str, owner: uuid.UUID) -> dict[str, Any]:
+    try:
+        key = uuid.UUID(file_id)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found") from None
+    row = await MediaFile.select().where(
+        MediaFile.id == key, MediaFile.user == owner, MediaFile.is_deleted.eq(False)
+    ).output(load_json=True).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
+    return row
+
+
+def declared_length(request: Request) -> int:
+    try:
+        return max(int(request.headers.get("content-length") or 0), 0)
+    except ValueError:
+        return 0  # the server would have refused it; judge by the bytes instead
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=FilePublic,
+             responses={413: {"description": "over the size limit or the quota"},
+                        415: {"description": "not a supported media file"},
+                        422: {"description": "no 'file' field, or media beyond a limit"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "multipart/form-data": {"schema": {
+                     "type": "object", "required": ["file"],
+                     "properties": {"file": {"type": "string", "format": "binary"}}}}}}})
+async def upload_file(request: Request, user: CurrentUser, settings: SettingsDep,
+                      storage: StorageDep) -> dict[str, Any]:
+    """Stream one file (multipart field ``file``) to storage, probe it, and keep it."""
+    used, _ = await used_bytes(user.id)
+    remaining = settings.user_quota_bytes - used
+    limit = min(settings.max_upload_bytes, max(remaining, 0))
+    if declared_length(request) > limit + MULTIPART_SLACK:
+        raise too_large(settings, remaining)  # refused before a byte of the body is read
+    try:
+        received = await receive_file(request, settings.scratch_root / "uploads", limit)
+    except UploadTooLarge:
+        raise too_large(settings, remaining) from None
+    try:
+        try:
+            probe = await probe_file(received.path, settings=settings)
+        except MediaRejected as exc:
+            raise HTTPException(exc.http_status, detail=exc.reason) from exc
+        except ProbeUnavailable as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                                detail="media probing is unavailable") from exc
+        file_id = uuid.uuid4()
+        key = storage_key_for(user.id, file_id)
+        size, checksum = received.size, received.sha256
+        if probe.sanitized is not None:  # subtitles: store the cleaned text
+            received.path.write_bytes(probe.sanitized)
+            size = len(probe.sanitized)
+            checksum = hashlib.sha256(probe.sanitized).hexdigest()
+        await store(storage, key, received.path, probe.content_type)
+    finally:
+        received.path.unlink(missing_ok=True)
+    row = MediaFile(
+        id=file_id, user=user.id,
+        filename=display_name(received.filename, probe.extension),
+        original_filename=storable_original(received.filename), size=size,
+        content_type=probe.content_type, kind=probe.kind, storage_key=key,
+        checksum_sha256=checksum, metadata=probe.metadata, probe=probe.raw or {},
+        source="upload",
+    )
+    try:
+        await save_within_quota(row, user.id, settings)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await storage.delete(key)  # no object without its row
+        raise
+    return file_public(await load_file(str(file_id), user.id))
+
+
+async def save_within_quota(row: MediaFile, user_id: uuid.UUID, settings: Settings) -> None:
+    """Insert the row unless the user's live files plus this one pass the quota.
+
+    Checked again here because the check before receiving cannot see uploads
+    running in parallel; on PostgreSQL a per-user advisory lock makes the
+    check and the insert one step, so parallel uploads cannot both squeeze in.
+    """
+    async with MediaFile._meta.db.transaction():
+        if settings.is_postgres:
+            await MediaFile.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))",
+                                f"mediaflow-quota:{user_id}")
+        used, _ = await used_bytes(user_id)
+        if used + row.size > settings.user_quota_bytes:
+            raise too_large(settings, settings.user_quota_bytes - used)
+        await row.save()
+
+
+def _fsync_and_move(path: Path, target: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())  # as LocalStorage does before its rename: a 201 survives a crash
+    move_into(path, target)
+
+
+async def store(storage: Storage, key: str, path: Path, content_type: str) -> None:
+    local = storage.local_path(key)
+    if local is not None:
+        await anyio.to_thread.run_sync(_fsync_and_move, path, local)
+    else:
+        await storage.put_file(key, path, content_type=content_type)
+
+
+def too_large(settings: Settings, remaining: int) -> HTTPException:
+    if remaining < settings.max_upload_bytes:
+        detail = (f"upload exceeds your remaining quota ({max(remaining, 0)} of "
+                  f"{settings.user_quota_bytes} bytes left)")
+    else:
+        detail = f"upload exceeds the {settings.max_upload_bytes}-byte limit"
+    return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=detail)
+
+
+@router.get("", response_model=FilesPublic)
+async def list_files(
+    user: CurrentUser,
+    kind: Annotated[Kind | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """The caller's files, newest first."""
+    where = [MediaFile.user == user.id, MediaFile.is_deleted.eq(False)]
+    if kind:
+        where.append(MediaFile.kind == kind)
+    rows = await (
+        MediaFile.select().where(*where)
+        .order_by(MediaFile.created_at, ascending=False)
+        .order_by(MediaFile.id, ascending=False)  # a stable order, so pages never overlap
+        .limit(limit).offset(offset).output(load_json=True)
+    )
+    return {"items": [file_public(r) for r in rows], "total": await MediaFile.count().where(*where)}
+
+
+@router.get("/usage", response_model=FileUsage)
+async def usage(user: CurrentUser, settings: SettingsDep) -> dict[str, int]:
+    used, count = await used_bytes(user.id)
+    return {"used_bytes": used, "quota_bytes": settings.user_quota_bytes, "file_count": count}
+
+
+@router.get("/{file_id}", response_model=FilePublic)
+async def get_file(file_id: str, user: CurrentUser) -> dict[str, Any]:
+    return file_public(await load_file(file_id, user.id))
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single ``bytes=`` range; None for the whole file.
+
+    Headers this does not understand (other units, several ranges, ``last < first``)
+    are ignored, as RFC 9110 §14.2 allows; a well-formed range that misses the
+    file is a 416.
+    """
+    if not header:
+        return None
+    match = RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        if last and int(last) < start:
+            return None  # syntactically invalid: ignore it
+        end = min(int(last), size - 1) if last else size - 1
+    else:  # suffix range: the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+    if start >= size or start > end:
+        raise HTTPException(status.HTTP_416_RANGE_NOT_SATISFIABLE, detail="range not satisfiable",
+                            headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@router.get("/{file_id}/download", response_class=StreamingResponse,
+            responses={206: {"description": "partial content (Range)"},
+                       307: {"description": "redirect to a presigned S3 URL"},
+                       416: {"description": "range not satisfiable"}})
+async def download_file(file_id: str, request: Request, user: CurrentUser,
+                        storage: StorageDep) -> Response:
+    """The bytes, with Range support and a safe Content-Disposition; or a 307 to S3."""
+    row = await load_file(file_id, user.id)
+    url = await storage.presign_get(row["storage_key"], filename=row["filename"],
+                                    content_type=row["content_type"])
+    if url:
+        return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+    size = row["size"]
+    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row["checksum_sha256"]}"',
+               "Content-Disposition": content_disposition(row["filename"])}
+    byte_range = parse_range(request.headers.get("range"), size)
+    if byte_range is None:
+        start, end, code = 0, size - 1, status.HTTP_200_OK
+    else:
+        (start, end), code = byte_range, status.HTTP_206_PARTIAL_CONTENT
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(max(end - start + 1, 0))
+
+    async def body() -> AsyncIterator[bytes]:
+        if size == 0:
+            return
+        async for chunk in storage.open_stream(row["storage_key"], start=start, end=end):
+            yield chunk
+
+    return StreamingResponse(body(), status_code=code, media_type=row["content_type"],
+                             headers=headers)
+
+
+@router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={409: {"description": "a pending, running or paused job uses it"}})
+async def delete_file(file_id: str, user: CurrentUser) -> Response:
+    """Soft delete: the bytes are purged later by the scheduled cleanup."""
+    row = await load_file(file_id, user.id)
+    active = await Job.select(Job.id, Job.input_files).where(
+        Job.user == user.id, Job.status.is_in(ACTIVE_JOB_STATUSES)).output(load_json=True)
+    if any(str(row["id"]) in map(str, j["input_files"] or []) for j in active):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="a running job uses this file")
+    now = dt.datetime.now(dt.UTC)
+    await MediaFile.update({MediaFile.is_deleted: True, MediaFile.deleted_at: now,
+                            MediaFile.updated_at: now}).where(MediaFile.id == row["id"])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,5 +1,289 @@
-"""Routes for jobs (being written)."""
+"""Jobs (SPEC §3 "Jobs"): submit, validate, list, read, follow, control, logs."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import sqlite3
+
+import asyncpg
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.service import RPCError
+
+from api import jobctl
+from api.deps import CurrentUser, SettingsDep, TemporalDep
+from core.config import Settings
+from core.jobplan import PlanError, load_inputs, plan_for
+from core.jobspec import JobSpec, SpecError, check_kinds, referenced_file_ids
+from core.jobview import TERMINAL_STATUSES, job_public
+from core.tables import Job, OperationLog
+from core.webhooks import WebhookTargetRefused, check_target
+from workflows.names import (
+    GPU_QUEUE,
+    JOBS_QUEUE,
+    SA_JOB_STATUS,
+    SA_JOB_TYPE,
+    SA_USER_ID,
+    WORKFLOW_TYPE,
+    workflow_id_for,
+)
+from workflows.types import JobInput
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+EVENTS_POLL_SECONDS = 0.5
+EVENTS_KEEPALIVE_SECONDS = 15.0
+JobStatus = Literal["pending", "processing", "paused", "completed", "failed", "cancelled"]
+
+
+def unprocessable(errors: list[SpecError]) -> HTTPException:
+    detail = [{**e.as_detail(), "loc": ["body", *e.loc]} for e in errors]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=detail)
+
+
+async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
+                     temporal: Client | None) -> dict:
+    """Everything short of running: ownership (404), kinds and plan (422), webhook target,
+    GPU availability. Returns the compiled plan's public view."""
+    file_ids = referenced_file_ids(spec)
+    inputs = await load_inputs(user_id, file_ids)
+    missing = [f for f in file_ids if f not in inputs]
+    if missing:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"file {missing[0]} not found")
+    errors = check_kinds(spec, {f: row["kind"] for f, row in inputs.items()})
+    if errors:
+        raise unprocessable(errors)
+    if spec.webhook is not None:
+        try:
+            await asyncio.to_thread(check_target, spec.webhook.url,
+                                    allow_private=bool(settings.webhook_allow_private))
+        except WebhookTargetRefused as exc:
+            raise unprocessable([SpecError(("webhook", "url"), str(exc), "webhook_refused")]) \
+                from exc
+    if spec.accelerator == "gpu" and temporal is not None and not await gpu_pollers(temporal):
+        raise unprocessable([SpecError(("accelerator",),
+                                       "no GPU worker is available; use 'auto' or 'cpu'",
+                                       "no_gpu_worker")])
+    try:
+        return plan_for(spec, inputs, settings.max_media_seconds)
+    except PlanError as exc:
+        raise unprocessable([exc.error]) from exc
+
+
+async def gpu_pollers(temporal: Client) -> bool:
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    response = await temporal.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=temporal.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    ))
+    return bool(response.pollers)
+
+
+async def active_job_count(user_id: uuid.UUID) -> int:
+    return await Job.count().where(Job.user == user_id,
+                                   Job.status.is_in(["pending", "processing", "paused"]))
+
+
+async def existing_for_key(user_id: uuid.UUID, key: str) -> dict | None:
+    return await Job.select().where(Job.user == user_id, Job.idempotency_key == key).output(
+        load_json=True).first()
+
+
+def summary_of(spec: JobSpec, plan: dict) -> str:
+    runs = len(plan["plan"])
+    return f"{spec.type} job, {runs} ffmpeg run{'s' if runs != 1 else ''}"
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "replay"}})
+async def submit_job(
+    spec: JobSpec, user: CurrentUser, settings: SettingsDep, temporal: TemporalDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Response:
+    if idempotency_key:
+        existing = await existing_for_key(user.id, idempotency_key)
+        if existing is not None:
+            return JSONResponse(job_public(existing), status_code=200)
+    if await active_job_count(user.id) >= settings.max_active_jobs_per_user:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"at most {settings.max_active_jobs_per_user} jobs may run at once",
+            headers={"Retry-After": "30"},
+        )
+    plan = await check_spec(spec, user.id, settings, temporal)
+    job_id = uuid.uuid4()
+    body = spec.model_dump(mode="json")
+    row = Job(id=job_id, user=user.id, type=spec.type, status="pending", spec=body,
+              input_files=referenced_file_ids(spec), workflow_id=workflow_id_for(str(job_id)),
+              idempotency_key=idempotency_key,
+              progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
+    try:
+        await row.save()
+    except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):  # same key raced us
+        existing = await existing_for_key(user.id, idempotency_key or "")
+        if existing is None:
+            raise
+        return JSONResponse(job_public(existing), status_code=200)
+    try:
+        await start_workflow(temporal, spec, job_id, user.id, summary_of(spec, plan))
+    except RPCError as exc:
+        await Job.delete().where(Job.id == job_id)  # nothing half-created is left behind
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            detail="Temporal is unavailable; the job was not created") from exc
+    saved = await jobctl.load_job(str(job_id), user.id)
+    return JSONResponse(job_public(saved), status_code=202)
+
+
+async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
+                         user_id: uuid.UUID, summary: str) -> None:
+    await temporal.start_workflow(
+        WORKFLOW_TYPE,
+        JobInput(job_id=str(job_id), user_id=str(user_id), job_type=spec.type,
+                 accelerator=spec.accelerator, summary=summary,
+                 has_webhook=spec.webhook is not None),
+        id=workflow_id_for(str(job_id)),
+        task_queue=JOBS_QUEUE,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([
+            SearchAttributePair(SA_USER_ID, str(user_id)),
+            SearchAttributePair(SA_JOB_TYPE, spec.type),
+            SearchAttributePair(SA_JOB_STATUS, "pending"),
+        ]),
+        memo={"summary": summary, "job_id": str(job_id)},
+    )
+
+
+@router.post("/validate")
+async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
+                       request: Request) -> dict:
+    """Compile the job without running it: the ffmpeg runs it would make, with placeholders."""
+    try:
+        temporal = await request.app.state.temporal.get(timeout=2.0)
+    except Exception:  # noqa: BLE001 - validation does not need Temporal except for gpu
+        temporal = None
+    plan = await check_spec(spec, user.id, settings, temporal)
+    return {"valid": True, **plan}
+
+
+@router.get("")
+async def list_jobs(
+    user: CurrentUser,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    return await page_of_jobs(limit, offset, user.id, status_, type_)
+
+
+async def page_of_jobs(limit: int, offset: int, owner: uuid.UUID | None,
+                       status_: str | None, type_: str | None) -> dict:
+    where = []
+    if owner is not None:
+        where.append(Job.user == owner)
+    if status_:
+        where.append(Job.status == status_)
+    if type_:
+        where.append(Job.type == type_)
+    rows = await Job.select().where(*where).order_by(Job.created_at, ascending=False).limit(
+        limit).offset(offset).output(load_json=True)
+    total = await Job.count().where(*where)
+    return {"items": [job_public(r) for r in rows], "total": total}
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, user: CurrentUser, request: Request) -> dict:
+    row = await jobctl.load_job(job_id, user.id)
+    return await jobctl.live_view(await optional_temporal(request), row)
+
+
+async def optional_temporal(request: Request) -> Client | None:
+    try:
+        return await request.app.state.temporal.get(timeout=2.0)
+    except Exception:  # noqa: BLE001 - reads fall back to the database
+        return None
+
+
+def sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@router.get("/{job_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(job_id: str, user: CurrentUser, request: Request) -> StreamingResponse:
+    """``progress`` events while the job runs, then one terminal event, then the end."""
+    row = await jobctl.load_job(job_id, user.id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        last: dict | None = None
+        idle = 0.0
+        while True:
+            fresh = await jobctl.load_job(job_id, user.id)
+            view = await jobctl.live_view(await optional_temporal(request), fresh)
+            if view["status"] in TERMINAL_STATUSES:
+                yield sse(view["status"], view)
+                return
+            snapshot = {"status": view["status"], **view["progress"]}
+            if snapshot != last:
+                yield sse("progress", {"id": view["id"], "status": view["status"],
+                                       "progress": view["progress"]})
+                last, idle = snapshot, 0.0
+            elif idle >= EVENTS_KEEPALIVE_SECONDS:
+                yield b": keepalive\n\n"
+                idle = 0.0
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            idle += EVENTS_POLL_SECONDS
+
+    del row  # ownership checked before the stream starts, so a 404 is a real 404
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+async def cancel_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, user.id)
+    await jobctl.cancel(temporal, row)
+    return job_public(row)
+
+
+@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
+async def pause_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, user.id)
+    await jobctl.signal(temporal, row, "pause")
+    return job_public(row)
+
+
+@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+async def resume_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
+    row = await jobctl.load_job(job_id, user.id)
+    await jobctl.signal(temporal, row, "resume")
+    return job_public(row)
+
+
+@router.get("/{job_id}/logs")
+async def job_logs(job_id: str, user: CurrentUser) -> list[dict]:
+    row = await jobctl.load_job(job_id, user.id)
+    logs = await OperationLog.select().where(OperationLog.job == row["id"]).order_by(
+        OperationLog.started_at).output(load_json=True)
+    return [{
+        "operation_type": log["operation_type"], "step": log["step"],
+        "step_id": log["step_id"], "pool": log["pool"], "attempt": log["attempt"],
+        "started_at": log["started_at"].isoformat() if log["started_at"] else None,
+        "duration": log["duration"], "success": log["success"],
+        "error_details": log["error_details"], "speed": log["speed"],
+    } for log in logs]

@@ -1,0 +1,125 @@
+"""Job control shared by the user routes and the operator routes.
+
+Reads come from the database; while a job runs, its live progress comes from the
+workflow's ``progress`` query. Anything an operator did in the Temporal UI or CLI
+(cancel, terminate, reset) is reconciled into the row when it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from fastapi import HTTPException, status
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import QueryRejectCondition
+from temporalio.service import RPCError
+
+from core.jobview import TERMINAL_STATUSES, job_public
+from core.tables import Job
+
+QUERY_TIMEOUT = 3.0
+CLOSED_AS = {
+    WorkflowExecutionStatus.COMPLETED: "completed",
+    WorkflowExecutionStatus.CANCELED: "cancelled",
+    WorkflowExecutionStatus.TERMINATED: "cancelled",
+    WorkflowExecutionStatus.FAILED: "failed",
+    WorkflowExecutionStatus.TIMED_OUT: "failed",
+}
+
+
+def parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found") from None
+
+
+async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
+    """The job row, 404 when missing or (for a user) someone else's."""
+    query = Job.select().where(Job.id == parse_id(job_id))
+    if owner is not None:
+        query = query.where(Job.user == owner)
+    row = await query.output(load_json=True).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found")
+    return row
+
+
+def handle_of(temporal: Client, row: dict[str, Any]) -> WorkflowHandle:
+    return temporal.get_workflow_handle(row["workflow_id"])
+
+
+async def live_view(temporal: Client | None, row: dict[str, Any]) -> dict[str, Any]:
+    """The public Job, with the workflow's live progress while it runs."""
+    if row["status"] in TERMINAL_STATUSES or temporal is None:
+        return job_public(row)
+    handle = handle_of(temporal, row)
+    try:
+        progress = await asyncio.wait_for(
+            handle.query("progress", reject_condition=QueryRejectCondition.NOT_OPEN),
+            QUERY_TIMEOUT)
+    except Exception:  # noqa: BLE001 - closed (rejected), not yet started, or unreachable
+        return job_public(await reconcile(temporal, row))
+    if progress.get("status") in TERMINAL_STATUSES:
+        # the workflow is recording its ending; until the row says so (with the error and
+        # outputs), the job is shown as still running
+        fresh = await load_job(str(row["id"]), None)
+        if fresh["status"] in TERMINAL_STATUSES:
+            return job_public(fresh)
+        return job_public(fresh, {**progress, "status": fresh["status"]})
+    return job_public(row, progress)
+
+
+async def reconcile(temporal: Client, row: dict[str, Any]) -> dict[str, Any]:
+    """Bring a non-terminal row in line with a workflow that closed without telling us
+    (terminated or reset from the Temporal UI/CLI)."""
+    try:
+        description = await asyncio.wait_for(handle_of(temporal, row).describe(), QUERY_TIMEOUT)
+    except (RPCError, TimeoutError):
+        return row
+    closed_as = CLOSED_AS.get(description.status) if description.status else None
+    if closed_as is None:
+        return row
+    fresh = await load_job(str(row["id"]), None)
+    if fresh["status"] in TERMINAL_STATUSES:
+        return fresh
+    error = None if closed_as == "completed" else {
+        "code": "Terminated" if description.status == WorkflowExecutionStatus.TERMINATED
+        else "WorkflowClosed",
+        "message": f"the workflow was {description.status.name.lower()} outside mediaflow",
+    }
+    now = dt.datetime.now(dt.UTC)
+    await Job.update({Job.status: closed_as, Job.error: error, Job.completed_at: now,
+                      Job.updated_at: now}).where(Job.id == row["id"])
+    return await load_job(str(row["id"]), None)
+
+
+def require_active(row: dict[str, Any]) -> None:
+    if row["status"] in TERMINAL_STATUSES:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            detail=f"job is already {row['status']}")
+
+
+async def cancel(temporal: Client, row: dict[str, Any]) -> None:
+    require_active(row)
+    try:
+        await handle_of(temporal, row).cancel()
+    except RPCError as exc:
+        await reconcile(temporal, row)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="job is no longer running") from exc
+
+
+async def signal(temporal: Client, row: dict[str, Any], name: str, arg: Any = None) -> None:
+    require_active(row)
+    handle = handle_of(temporal, row)
+    try:
+        if arg is None:
+            await handle.signal(name)
+        else:
+            await handle.signal(name, arg)
+    except RPCError as exc:
+        await reconcile(temporal, row)
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="job is no longer running") from exc

@@ -1,0 +1,269 @@
+"""Client commands: talk to a mediaflow API at ``MEDIAFLOW_URL`` (default localhost:8000).
+
+Credentials: ``MEDIAFLOW_API_KEY`` when set, else the tokens that ``mediaflow login``
+saved in ``~/.config/mediaflow/credentials.json`` (mode 0600), refreshed on a 401.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+console = Console()
+TERMINAL = {"completed", "failed", "cancelled"}
+CHUNK = 1024 * 1024
+
+
+def base_url() -> str:
+    return os.environ.get("MEDIAFLOW_URL", "http://localhost:8000").rstrip("/")
+
+
+def credentials_path() -> Path:
+    root = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return root / "mediaflow" / "credentials.json"
+
+
+def save_credentials(data: dict[str, Any]) -> None:
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({**data, "url": base_url()}))
+
+
+def load_credentials() -> dict[str, Any]:
+    try:
+        return json.loads(credentials_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+class Api:
+    """An httpx client that authenticates, refreshes once on 401, and turns errors into exits."""
+
+    def __init__(self) -> None:
+        self.http = httpx.Client(base_url=f"{base_url()}/api/v1", timeout=60.0)
+
+    def _auth(self) -> dict[str, str]:
+        key = os.environ.get("MEDIAFLOW_API_KEY")
+        if key:
+            return {"X-API-Key": key}
+        token = load_credentials().get("access_token")
+        if not token:
+            fail("not logged in: run `mediaflow login` or set MEDIAFLOW_API_KEY")
+        return {"Authorization": f"Bearer {token}"}
+
+    def _refresh(self) -> bool:
+        refresh = load_credentials().get("refresh_token")
+        if not refresh or os.environ.get("MEDIAFLOW_API_KEY"):
+            return False
+        response = self.http.post("/auth/refresh", json={"refresh_token": refresh})
+        if response.status_code != 200:
+            return False
+        save_credentials(response.json())
+        return True
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, headers={**(headers or {}),
+                                                                **self._auth()}, **kwargs)
+            if response.status_code == 401 and self._refresh() and "content" not in kwargs:
+                response = self.http.request(method, path, headers={**(headers or {}),
+                                                                    **self._auth()}, **kwargs)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach {base_url()}: {exc}")
+        if response.status_code >= 400:
+            fail(f"HTTP {response.status_code}: {describe_error(response)}")
+        return response
+
+    def stream(self, method: str, path: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+        return self.http.stream(method, path, headers=self._auth(), **kwargs)
+
+
+def describe_error(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return response.text[:500]
+    if isinstance(detail, list):
+        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+                         for d in detail)
+    return str(detail)
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def login(
+    user: Annotated[str, typer.Option("--user", "-u", help="Email or username")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+) -> None:
+    """Log in and keep the tokens for the other commands."""
+    try:
+        response = httpx.post(f"{base_url()}/api/v1/auth/login",
+                              json={"email_or_username": user, "password": password}, timeout=30)
+    except httpx.HTTPError as exc:
+        fail(f"cannot reach {base_url()}: {exc}")
+    if response.status_code != 200:
+        fail(f"login failed: {describe_error(response)}")
+    save_credentials(response.json())
+    console.print(f"logged in to {base_url()}")
+
+
+def _file_chunks(path: Path, progress: Progress, task: int) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while data := source.read(CHUNK):
+            progress.update(task, advance=len(data))
+            yield data
+
+
+def _transfer_progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=console)
+
+
+def upload(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Upload a media file; prints its id."""
+    api = Api()
+    api.request("GET", "/auth/me")  # refresh an expired token before streaming the body
+    size = path.stat().st_size
+    boundary = f"mediaflow-{os.urandom(8).hex()}"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{path.name.replace(chr(34), "")}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    with _transfer_progress() as progress:
+        task = progress.add_task(path.name, total=size)
+
+        def body() -> Iterator[bytes]:
+            yield head
+            yield from _file_chunks(path, progress, task)
+            yield tail
+
+        response = api.request("POST", "/files", content=body(), headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + size + len(tail)),
+        })
+    item = response.json()
+    console.print(f"[green]{item['id']}[/green]  {item['kind']}  {item['filename']}")
+
+
+def files(kind: Annotated[str | None, typer.Option(help="video|audio|image|subtitle")] = None,
+          limit: int = 50) -> None:
+    """List your files."""
+    params: dict[str, Any] = {"limit": limit}
+    if kind:
+        params["kind"] = kind
+    data = Api().request("GET", "/files", params=params).json()
+    table = Table("id", "kind", "name", "size", "duration", "created")
+    for f in data["items"]:
+        duration = (f.get("metadata") or {}).get("duration")
+        table.add_row(f["id"], f["kind"], f["filename"], str(f["size"]),
+                      f"{duration:.2f}s" if duration else "", f["created_at"][:19])
+    console.print(table)
+    console.print(f"{data['total']} file(s)")
+
+
+def submit(
+    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JobSpec JSON file")],
+    watch_: Annotated[bool, typer.Option("--watch", help="Follow progress")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header")] = None,
+) -> None:
+    """Submit a job from a JSON file."""
+    try:
+        body = json.loads(spec.read_text())
+    except ValueError as exc:
+        fail(f"{spec} is not JSON: {exc}")
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    job = Api().request("POST", "/jobs", json=body, headers=headers).json()
+    console.print(f"job [green]{job['id']}[/green] {job['status']}")
+    if watch_:
+        watch(job["id"])
+
+
+def jobs(status: Annotated[str | None, typer.Option()] = None, limit: int = 50) -> None:
+    """List your jobs."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    data = Api().request("GET", "/jobs", params=params).json()
+    table = Table("id", "type", "status", "progress", "created")
+    for j in data["items"]:
+        table.add_row(j["id"], j["type"], j["status"], f"{j['progress']['percent']:.0f}%",
+                      (j["created_at"] or "")[:19])
+    console.print(table)
+
+
+def watch(job_id: str) -> None:
+    """Follow a job's progress until it ends."""
+    api = Api()
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[eta]}"),
+                  console=console) as progress:
+        task = progress.add_task(job_id[:8], total=100, eta="")
+        while True:
+            job = api.request("GET", f"/jobs/{job_id}").json()
+            p = job["progress"]
+            eta = f"ETA {p['eta_seconds']:.0f}s" if p.get("eta_seconds") else ""
+            progress.update(task, completed=p["percent"], eta=eta,
+                            description=f"{job_id[:8]} {job['status']} {p.get('step') or ''}")
+            if job["status"] in TERMINAL:
+                break
+            time.sleep(1.0)
+    if job["status"] == "completed":
+        console.print(f"[green]completed[/green] outputs: {', '.join(job['output_files'])}")
+    else:
+        error = job.get("error") or {}
+        console.print(f"[red]{job['status']}[/red] {error.get('code', '')} "
+                      f"{error.get('message', '')}")
+        raise typer.Exit(1)
+
+
+def cancel(job_id: str) -> None:
+    """Cancel a running job."""
+    Api().request("POST", f"/jobs/{job_id}/cancel")
+    console.print(f"cancel requested for {job_id}")
+
+
+def download(
+    file_id: str,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Download a file (an upload or a job output)."""
+    api = Api()
+    meta = api.request("GET", f"/files/{file_id}").json()
+    target = output or Path(Path(meta["filename"]).name or file_id)
+    with api.stream("GET", f"/files/{file_id}/download", follow_redirects=True) as response:
+        if response.status_code != 200:
+            response.read()
+            fail(f"HTTP {response.status_code}: {describe_error(response)}")
+        with _transfer_progress() as progress, target.open("wb") as out:
+            task = progress.add_task(target.name, total=int(meta["size"]))
+            for chunk in response.iter_bytes(CHUNK):
+                out.write(chunk)
+                progress.update(task, advance=len(chunk))
+    console.print(f"saved {target}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (login, upload, files, submit, jobs, watch, cancel, download):
+        app.command()(command)

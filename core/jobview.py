@@ -1,0 +1,47 @@
+"""The public shape of a job (SPEC §3 ``Job``), shared by the API and webhooks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+PROGRESS_KEYS = ("percent", "step", "steps_done", "steps_total", "eta_seconds", "speed")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def public_progress(progress: dict | None, status: str) -> dict[str, Any]:
+    progress = progress or {}
+    view = {key: progress.get(key) for key in PROGRESS_KEYS}
+    view["percent"] = 100.0 if status == "completed" else float(view["percent"] or 0.0)
+    view["steps_done"] = int(view["steps_done"] or 0)
+    view["steps_total"] = int(view["steps_total"] or 0)
+    return view
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def job_public(row: dict[str, Any], live_progress: dict | None = None) -> dict[str, Any]:
+    """``row`` is a Job row loaded with JSON decoded; ``live_progress`` the workflow's
+    ``progress`` query while it runs (its status wins over the row's)."""
+    status = row["status"]
+    progress = row.get("progress") or {}
+    if live_progress:
+        status = live_progress.get("status") or status
+        progress = live_progress
+    return {
+        "id": str(row["id"]),
+        "type": row["type"],
+        "status": status,
+        "progress": public_progress(progress, status),
+        "spec": row.get("spec") or {},
+        "input_files": [str(f) for f in row.get("input_files") or []],
+        "output_files": [str(f) for f in row.get("output_files") or []],
+        "error": row.get("error") or None,
+        "retry_count": row.get("retry_count") or 0,
+        "workflow_id": row["workflow_id"],
+        "created_at": _iso(row.get("created_at")),
+        "started_at": _iso(row.get("started_at")),
+        "completed_at": _iso(row.get("completed_at")),
+    }

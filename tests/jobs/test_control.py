@@ -1,0 +1,199 @@
+"""Progress, cancel, pause/resume and idempotency through the API; the operator path
+through the real ``temporal`` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from core.config import Settings
+from core.tables import MediaFile
+from tests.conftest import temporal_binary
+from tests.utils.jobs import keep_history, submit, upload, wait_for
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+SLOW_OUTPUT = {"preset": "veryslow", "crf": 18}
+
+
+def ffmpeg_of(scratch: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cwd"]):
+        try:
+            if proc.info["name"] == "ffmpeg" and str(proc.info["cwd"]).startswith(str(scratch)):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+async def slow_job(client: httpx.AsyncClient, headers: dict, media_dir: Path) -> dict:
+    video = await upload(client, headers, media_dir / "long.mp4")
+    return await submit(client, headers, {
+        "type": "text_overlay", "params": {"video": video, "text": "slow"},
+        "output": SLOW_OUTPUT})
+
+
+async def wait_running(client: httpx.AsyncClient, headers: dict, job_id: str,
+                       min_percent: float = 1.0) -> dict:
+    for _ in range(300):
+        job = (await client.get(f"/api/v1/jobs/{job_id}", headers=headers)).json()
+        if job["status"] == "processing" and job["progress"]["percent"] >= min_percent:
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job never made progress: {job}")
+
+
+async def test_events_stream_increasing_progress_then_terminal(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path
+) -> None:
+    video = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {
+        "type": "text_overlay", "params": {"video": video, "text": "progress"},
+        "output": {"preset": "slow"}})
+    events: list[tuple[str, dict]] = []
+    async with client.stream("GET", f"/api/v1/jobs/{job['id']}/events", headers=headers,
+                             timeout=120) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                events.append((event or "", json.loads(line[6:])))
+    names = [name for name, _ in events]
+    assert names[-1] == "completed" and names.count("completed") == 1
+    percents = [data["progress"]["percent"] for name, data in events if name == "progress"]
+    running = [p for p in percents if 0 < p < 100]
+    assert len(running) >= 2, percents
+    assert percents == sorted(percents)
+    assert events[-1][1]["progress"]["percent"] == 100.0
+
+
+async def test_cancel_kills_ffmpeg_and_publishes_nothing(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, settings: Settings, temporal_env
+) -> None:
+    job = await slow_job(client, headers, media_dir)
+    running = await wait_running(client, headers, job["id"])
+    assert running["progress"]["eta_seconds"] is None or running["progress"]["eta_seconds"] >= 0
+    scratch = settings.scratch_root / job["id"]
+    assert ffmpeg_of(scratch), "ffmpeg should be running"
+    started = time.monotonic()
+    response = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+    assert response.status_code == 202
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled" and done["output_files"] == []
+    assert done["error"]["code"] == "Cancelled"
+    await keep_history(temporal_env, done["workflow_id"], "cancelled")
+    while ffmpeg_of(scratch) and time.monotonic() - started < 5:
+        await asyncio.sleep(0.1)
+    assert not ffmpeg_of(scratch), "ffmpeg still running 5 s after cancel"
+    assert not scratch.exists()
+    assert not await MediaFile.exists().where(MediaFile.job == job["id"])
+    again = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+    assert again.status_code == 409
+
+
+async def test_pause_stops_at_step_boundary_and_resume_finishes(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    a = await upload(client, headers, media_dir / "a.mp4")
+    job = await submit(client, headers, {
+        "type": "combined", "params": {"execution": "stepwise", "steps": [
+            {"id": "t1", "type": "text_overlay", "params": {"video": a, "text": "one"}},
+            {"id": "t2", "type": "text_overlay", "params": {"video": "@t1", "text": "two"}},
+        ]}, "output": {"preset": "ultrafast"}})
+    response = await client.post(f"/api/v1/jobs/{job['id']}/pause", headers=headers)
+    assert response.status_code == 202
+    paused = await wait_for(client, headers, job["id"], {"paused"})
+    assert paused["progress"]["steps_done"] < 2
+    await asyncio.sleep(1.0)
+    still = (await client.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()
+    assert still["status"] == "paused" and still["progress"]["steps_done"] == \
+        paused["progress"]["steps_done"]
+    assert (await client.post(f"/api/v1/jobs/{job['id']}/resume",
+                              headers=headers)).status_code == 202
+    done = await wait_for(client, headers, job["id"])
+    assert done["status"] == "completed" and done["progress"]["steps_done"] == 2
+    await keep_history(temporal_env, done["workflow_id"], "paused")
+
+
+async def test_idempotency_key_gives_one_job(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    a = await upload(client, headers, media_dir / "a.mp4")
+    spec = {"type": "text_overlay", "params": {"video": a, "text": "once"},
+            "output": {"preset": "ultrafast"}}
+    first = await client.post("/api/v1/jobs", headers={**headers, "Idempotency-Key": "k-1"},
+                              json=spec)
+    second = await client.post("/api/v1/jobs", headers={**headers, "Idempotency-Key": "k-1"},
+                               json=spec)
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert first.json()["id"] == second.json()["id"]
+    jobs = (await client.get("/api/v1/jobs", headers=headers)).json()
+    assert jobs["total"] == 1
+    wf_id = first.json()["workflow_id"]
+    count = await temporal_env.client.count_workflows(f"WorkflowId = '{wf_id}'")
+    assert count.count == 1
+    await wait_for(client, headers, first.json()["id"])
+
+
+def temporal_cli(temporal_env, *args: str) -> subprocess.CompletedProcess:
+    target = temporal_env.client.service_client.config.target_host
+    return subprocess.run([temporal_binary(), *args, "--address", target],
+                          capture_output=True, text=True, timeout=30)
+
+
+async def test_operator_cancel_with_temporal_cli(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    job = await slow_job(client, headers, media_dir)
+    await wait_running(client, headers, job["id"])
+    result = temporal_cli(temporal_env, "workflow", "cancel", "--workflow-id",
+                          job["workflow_id"])
+    assert result.returncode == 0, result.stderr
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled"
+
+
+async def test_operator_pause_signal_and_search_attributes(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    a = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {"type": "text_overlay",
+                                         "params": {"video": a, "text": "op"},
+                                         "output": {"preset": "medium"}})
+    result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",
+                          job["workflow_id"], "--name", "pause")
+    assert result.returncode == 0, result.stderr
+    paused = await wait_for(client, headers, job["id"], {"paused", "completed"}, timeout=60)
+    assert paused["status"] == "paused"
+    listed = temporal_cli(temporal_env, "workflow", "list", "--query",
+                          f"MediaflowJobType='text_overlay' AND MediaflowJobStatus='paused' "
+                          f"AND WorkflowId='{job['workflow_id']}'", "--output", "json")
+    assert listed.returncode == 0 and job["workflow_id"] in listed.stdout
+    result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",
+                          job["workflow_id"], "--name", "resume")
+    assert result.returncode == 0
+    done = await wait_for(client, headers, job["id"])
+    assert done["status"] == "completed"
+
+
+async def test_operator_terminate_is_reflected(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    job = await slow_job(client, headers, media_dir)
+    await wait_running(client, headers, job["id"])
+    result = temporal_cli(temporal_env, "workflow", "terminate", "--workflow-id",
+                          job["workflow_id"], "--reason", "operator test")
+    assert result.returncode == 0, result.stderr
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled" and done["error"]["code"] == "Terminated"

@@ -1,0 +1,27 @@
+"""Determinism: recorded histories of every job type replay against today's workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from workflows.media_job import MediaJobWorkflow
+from workflows.purge import PurgeDeletedFilesWorkflow
+
+HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
+REQUIRED = {"join", "text_overlay", "audio_overlay", "cancelled", "paused"}
+
+
+def test_every_job_type_has_a_recorded_history() -> None:
+    assert REQUIRED <= {path.stem for path in HISTORIES}
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(f"job-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
