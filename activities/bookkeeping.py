@@ -10,15 +10,12 @@ import datetime as dt
 import uuid
 
 from temporalio import activity
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
 from core.storage import Storage
 from core.tables import Job, MediaFile, OperationLog
-from workflows.names import GPU_QUEUE
+from core.temporal import gpu_workers_polling
 from workflows.types import FinalizeInput, JobInput, OperationRecord, PreparedJob, StatusUpdate
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -43,16 +40,6 @@ async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tupl
         raise ApplicationError(f"input files are gone: {', '.join(missing)}", type="InvalidParams",
                                non_retryable=True)
     return found
-
-
-async def gpu_workers_polling() -> bool:
-    """Whether any worker polled mediaflow-gpu recently (Temporal keeps ~5 min of pollers)."""
-    client = activity.client()
-    response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    ))
-    return len(response.pollers) > 0
 
 
 class BookkeepingActivities:
@@ -87,7 +74,7 @@ class BookkeepingActivities:
             Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
                            "step": steps[0].step_id if steps else None},
         }).where(Job.id == uuid.UUID(job.job_id))
-        gpu = job.accelerator != "cpu" and await gpu_workers_polling()
+        gpu = job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
         return PreparedJob(steps=steps, gpu_available=gpu)
 
     @activity.defn(name="record_operation")
@@ -103,6 +90,7 @@ class BookkeepingActivities:
             operation_type=record.operation_type, pool=record.pool, attempt=record.attempt,
             started_at=started, duration=record.duration, success=record.success,
             error_details=record.error_details, speed=record.speed, argv=record.argv,
+            decoder=record.decoder,
         ).save()
 
     @activity.defn(name="finalize_job")

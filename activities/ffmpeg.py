@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -29,12 +29,20 @@ from temporalio.exceptions import ApplicationError
 from core.config import Settings
 from core.ffmpeg import ffmpeg_path
 from core.jobplan import plan_step
+from core.plan.model import PlanStep, gpu_argv_variant
 from core.probe import MediaRejected, probe_file
 from core.storage import Storage
 from workflows.types import StepInput, StepProgress, StepResult, StepSpec
 
 HEARTBEAT_EVERY = 1.0
 STDERR_LINES = 30
+HWACCEL_MARKERS = (
+    "Device creation failed",
+    "No device available for decoder",
+    "Device setup failed",
+    "Cannot load libcuda",
+    "CUDA_ERROR",
+)
 INVALID_INPUT_MARKERS = (
     "Invalid data found when processing input",
     "could not find codec parameters",
@@ -93,6 +101,9 @@ def scrub(text: str, scratch: Path) -> str:
 
 
 def classify_failure(returncode: int, stderr_tail: str) -> ApplicationError:
+    if any(marker in stderr_tail for marker in HWACCEL_MARKERS):
+        return ApplicationError(f"hardware decoding is unavailable: {stderr_tail[-500:]}",
+                                type="HwaccelUnavailable")
     if any(marker in stderr_tail for marker in INVALID_INPUT_MARKERS):
         return ApplicationError(
             f"ffmpeg rejected the input or parameters (exit {returncode}): {stderr_tail[-1500:]}",
@@ -112,8 +123,9 @@ class FFmpegActivities:
         self.pool = pool
 
     async def _materialise(self, request: StepInput, scratch: Path,
-                           file_keys: dict[str, tuple[str, str]]) -> list[str]:
-        """Place every input and scratch file under its planned name; returns the argv."""
+                           file_keys: dict[str, tuple[str, str]]) -> tuple[PlanStep, dict]:
+        """Place every input and scratch file under its planned name; returns the compiler's
+        step and the placeholder → path mapping."""
         step = plan_step(request.step)
         paths = step.paths_in(str(scratch))
         for source in request.step.sources:
@@ -130,8 +142,15 @@ class FFmpegActivities:
                 await self.storage.download_to(key, target)
         for name, content in step.scratch_files.items():
             Path(paths[f"scratch:{name}"]).write_text(content, encoding="utf-8")
-        argv = step.render(paths)
-        return [ffmpeg_path(), *argv[1:]] if argv and argv[0] == "ffmpeg" else argv
+        return step, paths
+
+    def _variants(self, step: PlanStep) -> list[tuple[str, list[str]]]:
+        """(decoder, placeholder argv) to try in order: NVDEC first on the GPU pool for steps
+        that decode video, then the plain CPU argv as the fallback."""
+        variants = [("cpu", list(step.argv))]
+        if self.pool == "gpu" and step.pool_hint == "gpu-capable":
+            variants.insert(0, ("cuda", gpu_argv_variant(step)))
+        return variants
 
     async def _signal_progress(self, step: StepSpec, parser: ProgressParser, attempt: int) -> None:
         info = activity.info()
@@ -195,6 +214,24 @@ class FFmpegActivities:
                 type="FFmpegStalled",
             ) from None
 
+    async def _run_variants(
+        self, plan: PlanStep, paths: dict, step: StepSpec, scratch: Path, attempt: int
+    ) -> tuple[ProgressParser, str, list[str]]:
+        """Run the first variant that the machine can decode with; a missing or broken GPU
+        falls back to CPU decoding instead of failing the job."""
+        variants = self._variants(plan)
+        for position, (decoder, template) in enumerate(variants):
+            argv = replace(plan, argv=template).render(paths)
+            try:
+                parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch, attempt)
+            except ApplicationError as exc:
+                if exc.type != "HwaccelUnavailable" or position == len(variants) - 1:
+                    raise
+                activity.logger.warning("NVDEC unavailable, decoding on the CPU: %s", exc)
+                continue
+            return parser, decoder, template
+        raise AssertionError("unreachable: the CPU variant always exists")
+
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
         from activities.bookkeeping import file_storage_keys  # DB read of the inputs' keys
@@ -211,8 +248,9 @@ class FFmpegActivities:
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             keys = await file_storage_keys(request.user_id, file_ids)
-            argv = await self._materialise(request, scratch, keys)
-            parser = await self._run(argv, step, scratch, info.attempt)
+            plan, paths = await self._materialise(request, scratch, keys)
+            parser, decoder, template = await self._run_variants(plan, paths, step, scratch,
+                                                                 info.attempt)
             out = scratch / step.output_name
             if not await anyio.Path(out).exists() or (await anyio.Path(out).stat()).st_size == 0:
                 raise ApplicationError("ffmpeg produced no output", type="InvalidMedia",
@@ -229,7 +267,8 @@ class FFmpegActivities:
                 index=step.index, step_id=step.step_id, storage_key=key, size=stored.size,
                 sha256=stored.sha256, metadata=probe.metadata, attempt=info.attempt,
                 wall_seconds=round(wall, 3), speed=parser.speed, pool=self.pool,
-                argv=step.argv, kind=probe.kind, content_type=probe.content_type,
+                argv=template, decoder=decoder, kind=probe.kind,
+                content_type=probe.content_type,
                 probe=probe.raw or {},
             )
         finally:

@@ -31,11 +31,26 @@ log = logging.getLogger("mediaflow.worker")
 
 
 def build_workers(
-    client: Client, settings: Settings, storage: Storage, *, pool: str, concurrency: int
+    client: Client, settings: Settings, storage: Storage, *, pool: str, concurrency: int,
+    poll_jobs_queue: bool = True,
 ) -> list[Worker]:
+    """The pool's FFmpeg worker, preceded (unless ``poll_jobs_queue`` is False, for a
+    second pool in the same process) by the workflow + bookkeeping worker."""
     books = BookkeepingActivities(settings, storage)
     steps = FFmpegActivities(settings, storage, pool)
     cleanup = CleanupActivities(storage)
+    pool_worker = Worker(
+        client,
+        task_queue=POOL_QUEUES[pool],
+        activities=[steps.run_ffmpeg_step],
+        max_concurrent_activities=concurrency,
+        graceful_shutdown_timeout=timedelta(seconds=5),
+        # heartbeats carry cancellation: reach the server often enough to kill ffmpeg in < 5 s
+        max_heartbeat_throttle_interval=timedelta(seconds=1),
+        default_heartbeat_throttle_interval=timedelta(seconds=1),
+    )
+    if not poll_jobs_queue:  # constructing a Worker registers it: build only what runs
+        return [pool_worker]
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
@@ -46,16 +61,6 @@ def build_workers(
             cleanup.purge_deleted_files,
         ],
         max_concurrent_activities=20,
-    )
-    pool_worker = Worker(
-        client,
-        task_queue=POOL_QUEUES[pool],
-        activities=[steps.run_ffmpeg_step],
-        max_concurrent_activities=concurrency,
-        graceful_shutdown_timeout=timedelta(seconds=5),
-        # heartbeats carry cancellation: reach the server often enough to kill ffmpeg in < 5 s
-        max_heartbeat_throttle_interval=timedelta(seconds=1),
-        default_heartbeat_throttle_interval=timedelta(seconds=1),
     )
     return [jobs_worker, pool_worker]
 

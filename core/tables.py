@@ -134,3 +134,4 @@ class OperationLog(Table, tablename="mf_operation_log"):
     error_details = Text(null=True, default=None)
     speed = Real(null=True, default=None)
     argv = JSON(default=[])
+    decoder = Varchar(length=16, default="cpu", help_text="cuda when NVDEC decoded the video")

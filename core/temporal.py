@@ -39,3 +39,26 @@ class TemporalConnection:
     async def check(self, timeout: float = 3.0) -> None:
         client = await self.get(timeout=timeout)
         await asyncio.wait_for(client.service_client.check_health(), timeout=timeout)
+
+
+# An idle poller re-polls about every 60 s, so a live GPU worker was seen within 90 s.
+POLLER_FRESH_SECONDS = 90
+
+
+async def gpu_workers_polling(client: Client) -> bool:
+    """Whether a worker polled ``mediaflow-gpu`` recently (Temporal remembers pollers for
+    minutes after they stop, so stale entries are ignored)."""
+    import datetime as dt
+
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    from workflows.names import GPU_QUEUE
+
+    response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    ))
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=POLLER_FRESH_SECONDS)
+    return any(p.last_access_time.ToDatetime(dt.UTC) >= cutoff for p in response.pollers)

@@ -30,6 +30,8 @@ from tests.utils.users import new_user_headers
 
 REPO = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("MEDIAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+# for tests whose workers must not be seen by the rest of the session (GPU routing)
+ISOLATED_NAMESPACE = "mediaflow-isolated"
 SEARCH_ATTRIBUTE_ARGS = [
     arg
     for name in ("MediaflowUserId", "MediaflowJobType", "MediaflowJobStatus")
@@ -96,7 +98,8 @@ async def db_engine(pg_url: str) -> AsyncIterator[object]:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_binary(),
-        dev_server_extra_args=[*SEARCH_ATTRIBUTE_ARGS, "--log-level", "error"],
+        dev_server_extra_args=[*SEARCH_ATTRIBUTE_ARGS, "--log-level", "error",
+                               "--namespace", ISOLATED_NAMESPACE],
         ui=False,
     )
     try:

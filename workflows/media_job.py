@@ -13,7 +13,13 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    TimeoutType,
+    is_cancelled_exception,
+)
+from temporalio.exceptions import TimeoutError as TimeoutError_
 
 with workflow.unsafe.imports_passed_through():
     from workflows.names import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
@@ -45,6 +51,12 @@ STEP_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+GPU_PICKUP_TIMEOUT = timedelta(seconds=60)
+
+
+def _not_picked_up(exc: ActivityError) -> bool:
+    cause = exc.cause
+    return isinstance(cause, TimeoutError_) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
 def step_timeout(step: StepSpec) -> timedelta:
@@ -182,19 +194,25 @@ class MediaJobWorkflow:
             earlier_outputs={r.step_id: r.storage_key for r in done},
         )
         try:
-            result: StepResult = await workflow.execute_activity(
-                "run_ffmpeg_step", request, result_type=StepResult,
-                task_queue=POOL_QUEUES[pool],
-                start_to_close_timeout=step_timeout(step), heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=STEP_RETRY,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
+            try:
+                result = await self._execute_step(request)
+            except ActivityError as exc:
+                if not (pool == "gpu" and _not_picked_up(exc)):
+                    raise
+                if job.accelerator == "gpu" and self._pool_override != "cpu":
+                    raise ApplicationError(
+                        "no GPU worker picked up the step within "
+                        f"{GPU_PICKUP_TIMEOUT.total_seconds():.0f} s",
+                        type="NoGpuWorker", non_retryable=True) from exc
+                workflow.logger.warning("GPU pool idle; step %s goes to the CPU pool", step.index)
+                request.pool = "cpu"
+                result = await self._execute_step(request)
         except ActivityError as exc:
             if not is_cancelled_exception(exc):
                 code, message = failure_of(exc)
                 await self._log(OperationRecord(
                     job_id=job.job_id, step=step.index, step_id=step.step_id,
-                    operation_type=step.op, pool=pool, success=False,
+                    operation_type=step.op, pool=request.pool, success=False,
                     duration=(workflow.now() - started).total_seconds(),
                     error_details=f"{code}: {message}"[:4000], argv=step.argv,
                     started_at=started.isoformat(),
@@ -204,13 +222,25 @@ class MediaJobWorkflow:
         await self._log(OperationRecord(
             job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
             pool=result.pool, success=True, attempt=result.attempt,
-            duration=result.wall_seconds, speed=result.speed, argv=step.argv,
-            started_at=started.isoformat(),
+            duration=result.wall_seconds, speed=result.speed, argv=result.argv or step.argv,
+            started_at=started.isoformat(), decoder=result.decoder,
         ))
         self._done += 1
         self._done_weight += step.weight
         self._step_percent = 0.0
         return result
+
+    async def _execute_step(self, request: StepInput) -> StepResult:
+        on_gpu = request.pool == "gpu"
+        return await workflow.execute_activity(
+            "run_ffmpeg_step", request, result_type=StepResult,
+            task_queue=POOL_QUEUES[request.pool],
+            start_to_close_timeout=step_timeout(request.step),
+            # a GPU worker that vanished must not strand the job on its queue
+            schedule_to_start_timeout=GPU_PICKUP_TIMEOUT if on_gpu else None,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=STEP_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
 
     async def _finalize(self, job: JobInput, results: list[StepResult]) -> list[str]:
         kept_ids = {s.step_id for s in self._steps if s.keep_output}

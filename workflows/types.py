@@ -86,6 +86,7 @@ class StepResult:
     kind: str = "video"
     content_type: str = "application/octet-stream"
     probe: dict = field(default_factory=dict)
+    decoder: str = "cpu"  # "cuda" when NVDEC decoded the video
 
 
 @dataclass
@@ -124,6 +125,7 @@ class OperationRecord:
     error_details: str | None = None
     argv: list[str] = field(default_factory=list)
     started_at: str | None = None
+    decoder: str = "cpu"
 
 
 @dataclass

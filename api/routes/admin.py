@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict
 
 from api import jobctl
 from api.deps import SuperUser, TemporalDep
-from api.routes.jobs import JobStatus, gpu_pollers, page_of_jobs
+from api.routes.jobs import JobStatus, page_of_jobs
 from core.jobview import job_public
 from core.tables import Job, MediaFile, User
+from core.temporal import gpu_workers_polling
 from workflows.types import RerouteInput
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -85,7 +86,7 @@ async def admin_reroute(job_id: str, body: RerouteRequest, _: SuperUser,
     """Send the job's remaining steps to another pool."""
     row = await jobctl.load_job(job_id, None)
     if body.pool == "gpu":
-        if not await gpu_pollers(temporal):
+        if not await gpu_workers_polling(temporal):
             raise HTTPException(status.HTTP_409_CONFLICT, detail="no GPU worker is polling")
     await jobctl.signal(temporal, row, "reroute", RerouteInput(pool=body.pool))
     return job_public(row)

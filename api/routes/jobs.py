@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
-
-import sqlite3
 
 import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
@@ -28,9 +27,9 @@ from core.jobplan import PlanError, load_inputs, plan_for
 from core.jobspec import JobSpec, SpecError, check_kinds, referenced_file_ids
 from core.jobview import TERMINAL_STATUSES, job_public
 from core.tables import Job, OperationLog
+from core.temporal import gpu_workers_polling
 from core.webhooks import WebhookTargetRefused, check_target
 from workflows.names import (
-    GPU_QUEUE,
     JOBS_QUEUE,
     SA_JOB_STATUS,
     SA_JOB_TYPE,
@@ -71,7 +70,9 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
         except WebhookTargetRefused as exc:
             raise unprocessable([SpecError(("webhook", "url"), str(exc), "webhook_refused")]) \
                 from exc
-    if spec.accelerator == "gpu" and temporal is not None and not await gpu_pollers(temporal):
+    gpu_missing = spec.accelerator == "gpu" and temporal is not None and \
+        not await gpu_workers_polling(temporal)
+    if gpu_missing:
         raise unprocessable([SpecError(("accelerator",),
                                        "no GPU worker is available; use 'auto' or 'cpu'",
                                        "no_gpu_worker")])
@@ -79,18 +80,6 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
         return plan_for(spec, inputs, settings.max_media_seconds)
     except PlanError as exc:
         raise unprocessable([exc.error]) from exc
-
-
-async def gpu_pollers(temporal: Client) -> bool:
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    response = await temporal.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=temporal.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-    ))
-    return bool(response.pollers)
 
 
 async def active_job_count(user_id: uuid.UUID) -> int:
@@ -286,4 +275,5 @@ async def job_logs(job_id: str, user: CurrentUser) -> list[dict]:
         "started_at": log["started_at"].isoformat() if log["started_at"] else None,
         "duration": log["duration"], "success": log["success"],
         "error_details": log["error_details"], "speed": log["speed"],
+        "decoder": log["decoder"], "argv": log["argv"],
     } for log in logs]

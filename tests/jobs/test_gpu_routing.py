@@ -1,0 +1,124 @@
+"""GPU pool routing and fallback, on a machine without a GPU (as CI is).
+
+A ``--pool gpu`` worker here has no NVDEC: its ffmpeg with ``-hwaccel cuda`` fails for
+real and the step falls back to CPU decoding on the same worker. The workers of this
+module live in their own Temporal namespace so the rest of the session never sees a
+GPU poller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from activities.worker import build_workers
+from api.main import create_app
+from core.config import Settings
+from core.storage import get_storage
+from tests.conftest import ISOLATED_NAMESPACE
+from tests.utils.jobs import download, submit, upload, wait_for
+from tests.utils.media import duration, ffprobe
+from tests.utils.users import new_user_headers
+
+
+@pytest.fixture(scope="module")
+def gpu_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"temporal_namespace": ISOLATED_NAMESPACE})
+
+
+@pytest.fixture(scope="module")
+async def gpu_client(gpu_settings: Settings, db_engine: object) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(gpu_settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield client
+
+
+async def start_workers(settings: Settings, pools: list[str]) -> contextlib.AsyncExitStack:
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    stack = contextlib.AsyncExitStack()
+    for position, pool in enumerate(pools):
+        for w in build_workers(client, settings, get_storage(settings), pool=pool, concurrency=1,
+                               poll_jobs_queue=position == 0):
+            await stack.enter_async_context(w)
+    return stack
+
+
+async def test_gpu_without_a_gpu_worker_is_refused(
+    gpu_client: httpx.AsyncClient, media_dir: Path
+) -> None:
+    headers = await new_user_headers(gpu_client)
+    video = await upload(gpu_client, headers, media_dir / "a.mp4")
+    response = await gpu_client.post("/api/v1/jobs", headers=headers, json={
+        "type": "text_overlay", "params": {"video": video, "text": "x"}, "accelerator": "gpu"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "accelerator"]
+
+
+async def test_gpu_pool_runs_with_cpu_decode_fallback(
+    gpu_client: httpx.AsyncClient, gpu_settings: Settings, media_dir: Path, tmp_path: Path
+) -> None:
+    headers = await new_user_headers(gpu_client)
+    video = await upload(gpu_client, headers, media_dir / "a.mp4")
+    async with await start_workers(gpu_settings, ["cpu", "gpu"]):
+        results = {}
+        for accelerator in ("gpu", "auto", "cpu"):
+            job = await submit(gpu_client, headers, {
+                "type": "text_overlay", "params": {"video": video, "text": accelerator},
+                "output": {"preset": "ultrafast"}, "accelerator": accelerator})
+            done = await wait_for(gpu_client, headers, job["id"])
+            assert done["status"] == "completed", done
+            out = await download(gpu_client, headers, done["output_files"][0],
+                                 tmp_path / f"{accelerator}.mp4")
+            assert duration(ffprobe(out)) == pytest.approx(2.0, abs=0.1)
+            logs = (await gpu_client.get(f"/api/v1/jobs/{job['id']}/logs",
+                                         headers=headers)).json()
+            results[accelerator] = logs[0]
+    assert results["gpu"]["pool"] == "gpu" and results["auto"]["pool"] == "gpu"
+    assert results["cpu"]["pool"] == "cpu"
+    # no NVDEC on this machine: the GPU worker tried it and fell back to CPU decoding
+    assert results["gpu"]["decoder"] == "cpu" and "-hwaccel" not in results["gpu"]["argv"]
+
+
+async def test_copy_join_stays_on_cpu_under_auto(
+    gpu_client: httpx.AsyncClient, gpu_settings: Settings, media_dir: Path
+) -> None:
+    headers = await new_user_headers(gpu_client)
+    a = await upload(gpu_client, headers, media_dir / "a.mp4")
+    async with await start_workers(gpu_settings, ["cpu", "gpu"]):
+        job = await submit(gpu_client, headers, {"type": "join", "params": {"inputs": [a, a]}})
+        done = await wait_for(gpu_client, headers, job["id"])
+    assert done["status"] == "completed"
+    logs = (await gpu_client.get(f"/api/v1/jobs/{job['id']}/logs", headers=headers)).json()
+    assert logs[0]["pool"] == "cpu"
+
+
+async def test_admin_reroute_sends_remaining_steps_to_cpu(
+    gpu_client: httpx.AsyncClient, gpu_settings: Settings, media_dir: Path
+) -> None:
+    admin = await new_user_headers(gpu_client, superuser=True)
+    user = await new_user_headers(gpu_client)
+    video = await upload(gpu_client, user, media_dir / "long.mp4")
+    async with await start_workers(gpu_settings, ["cpu", "gpu"]):
+        job = await submit(gpu_client, user, {
+            "type": "combined", "accelerator": "gpu", "output": {"preset": "medium"},
+            "params": {"execution": "stepwise", "steps": [
+                {"id": "one", "type": "text_overlay", "params": {"video": video, "text": "1"}},
+                {"id": "two", "type": "text_overlay", "params": {"video": "@one", "text": "2"}},
+            ]}})
+        forbidden = await gpu_client.post(f"/api/v1/admin/jobs/{job['id']}/reroute",
+                                          headers=user, json={"pool": "cpu"})
+        assert forbidden.status_code == 403
+        response = await gpu_client.post(f"/api/v1/admin/jobs/{job['id']}/reroute",
+                                         headers=admin, json={"pool": "cpu"})
+        assert response.status_code == 202, response.text
+        done = await wait_for(gpu_client, user, job["id"], timeout=120)
+    assert done["status"] == "completed", done
+    logs = (await gpu_client.get(f"/api/v1/jobs/{job['id']}/logs", headers=user)).json()
+    assert [entry["pool"] for entry in logs if entry["step"] >= 0][-1] == "cpu"
