@@ -261,7 +261,7 @@ class FFmpegActivities:
                 raise ApplicationError(f"ffmpeg's output is not valid media: {exc.reason}",
                                        type="InvalidMedia", non_retryable=True) from exc
             key = output_key(request.job_id, step)
-            stored = await self.storage.put_file(key, out)
+            stored = await self.storage.adopt_file(key, out, content_type=probe.content_type)
             wall = time.monotonic() - started
             return StepResult(
                 index=step.index, step_id=step.step_id, storage_key=key, size=stored.size,

@@ -159,6 +159,21 @@ class Storage(ABC):
         """
         return await self.put_stream(key, iter_file(path), content_type=content_type)
 
+    async def adopt_file(
+        self, key: str, path: Path, *, content_type: str = "application/octet-stream",
+        sha256: str | None = None,
+    ) -> PutResult:
+        """Take a local scratch file into storage under ``key``; ``path`` is gone afterwards.
+
+        Backends on the same disk move it instead of copying (an upload or a job output is
+        then stored in no time); ``sha256``, when the caller already hashed the bytes,
+        saves reading them again.
+        """
+        try:
+            return await self.put_file(key, path, content_type=content_type)
+        finally:
+            path.unlink(missing_ok=True)  # noqa: ASYNC240
+
     @abstractmethod
     def open_stream(
         self, key: str, *, start: int = 0, end: int | None = None

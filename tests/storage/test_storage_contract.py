@@ -126,6 +126,24 @@ async def test_put_file_and_download_to(backend: Backend, tmp_path: Path) -> Non
     assert target.read_bytes() == DATA
 
 
+async def test_adopt_file_takes_the_file(backend: Backend, tmp_path: Path) -> None:
+    source = tmp_path / "scratch.bin"
+    source.write_bytes(DATA)
+
+    result = await backend.storage.adopt_file("jobs/2/out.mp4", source)
+
+    assert not source.exists()
+    assert result.sha256 == hashlib.sha256(DATA).hexdigest() and result.size == len(DATA)
+    assert await read_all(backend, "jobs/2/out.mp4") == DATA
+
+
+async def test_adopt_file_trusts_a_given_checksum(local_backend: Backend, tmp_path: Path) -> None:
+    source = tmp_path / "scratch.bin"
+    source.write_bytes(DATA)
+    result = await local_backend.storage.adopt_file("jobs/3/out.mp4", source, sha256="f" * 64)
+    assert result.sha256 == "f" * 64  # the upload path hashed while streaming
+
+
 @pytest.mark.parametrize(
     ("size", "limit"),
     [(1000, 999), (PART_SIZE * 2 + 5, PART_SIZE + MIB)],

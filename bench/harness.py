@@ -1,0 +1,152 @@
+"""A real mediaflow stack for benchmarks: ``mediaflow dev`` on free ports in a temp dir,
+a user, uploads, and jobs timed from the client's side (submit → terminal status)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from core.jobspec import JobSpec
+from core.plan import compile_plan
+from core.plan.media import MediaInfo
+
+REPO = Path(__file__).resolve().parent.parent
+FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25,
+              frequency: int = 440) -> Path:
+    if not path.exists():
+        subprocess.run([*FFMPEG, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+                        "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=48000",
+                        "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast",
+                        "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "2", str(path)], check=True)
+    return path
+
+
+class Stack:
+    def __init__(self, url: str, work: Path) -> None:
+        self.url = url
+        self.work = work
+        self.http = httpx.Client(base_url=f"{url}/api/v1", timeout=300)
+        email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+        password = f"Bench{uuid.uuid4().hex[:10]}1"
+        created = self.http.post("/auth/register", json={
+            "email": email, "username": email.split("@")[0], "password": password})
+        created.raise_for_status()
+        tokens = self.http.post("/auth/login", json={"email_or_username": email,
+                                                     "password": password}).json()
+        self.http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+
+    def upload(self, path: Path) -> str:
+        with path.open("rb") as f:
+            response = self.http.post("/files", files={"file": (path.name, f)})
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def validate(self, spec: dict) -> list[dict]:
+        response = self.http.post("/jobs/validate", json=spec)
+        response.raise_for_status()
+        return response.json()["plan"]
+
+    def run_job(self, spec: dict) -> tuple[float, dict]:
+        """The job's wall time (created_at → completed_at, both stamped by the server, so
+        client polling does not blur it) and the finished job."""
+        job = self.http.post("/jobs", json=spec)
+        job.raise_for_status()
+        while True:
+            view = self.http.get(f"/jobs/{job.json()['id']}")
+            view.raise_for_status()
+            body = view.json()
+            if body["status"] in ("completed", "failed", "cancelled"):
+                if body["status"] != "completed":
+                    raise RuntimeError(f"job {body['status']}: {body['error']}")
+                created = dt.datetime.fromisoformat(body["created_at"])
+                completed = dt.datetime.fromisoformat(body["completed_at"])
+                return (completed - created).total_seconds(), body
+            time.sleep(0.25)
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    work = Path(tempfile.mkdtemp(prefix="mediaflow-bench-"))
+    api, temporal, ui = free_ports(3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "dev", "--data-dir", str(work / "data"),
+         "--port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{api}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError("mediaflow dev exited during start")
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("mediaflow dev did not become healthy")
+        yield Stack(url, work)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def probe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
+                          "-show_streams", str(path)], check=True, capture_output=True)
+    return json.loads(out.stdout)
+
+
+def bare_ffmpeg_seconds(spec: dict, files: dict[str, Path], work: Path) -> float:
+    """The same plan the job runs (compiled by the same pure compiler), run by bare ffmpeg
+    on local files, one run after another: the baseline."""
+    plan = compile_plan(JobSpec.model_validate(spec),
+                        {fid: MediaInfo.from_ffprobe(probe(path)) for fid, path in files.items()})
+    outputs: dict[str, Path] = {}
+    total = 0.0
+    for step in plan.steps:
+        run_dir = work / f"bare-{uuid.uuid4().hex[:6]}"
+        run_dir.mkdir()
+        paths = step.paths_in(str(run_dir))
+        for item in step.inputs:
+            source = outputs[item.source[1:]] if item.is_step_output else files[item.source]
+            Path(paths[item.name]).symlink_to(source)
+        for name, content in step.scratch_files.items():
+            Path(paths[f"scratch:{name}"]).write_text(content)
+        argv = step.render(paths)
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        total += time.perf_counter() - started
+        outputs[step.id] = Path(paths["out"])
+    return total
