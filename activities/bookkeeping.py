@@ -7,8 +7,13 @@ Temporal may run any of them more than once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import sqlite3
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
 
+import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -16,9 +21,18 @@ from core.config import Settings
 from core.storage import Storage
 from core.tables import Job, MediaFile, OperationLog
 from core.temporal import gpu_workers_polling
-from workflows.types import FinalizeInput, JobInput, OperationRecord, PreparedJob, StatusUpdate
+from workflows.types import (
+    FinalizeInput,
+    JobInput,
+    OperationRecord,
+    PreparedJob,
+    StatusUpdate,
+    WebhookInput,
+)
 
 TERMINAL = {"completed", "failed", "cancelled"}
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def now() -> dt.datetime:
@@ -42,12 +56,29 @@ async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tupl
     return found
 
 
+def data_errors_are_final(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A row the database refuses (too long, a constraint) is refused on every retry: fail
+    the activity for good instead of retrying for half an hour. Connection errors stay
+    retryable."""
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+                sqlite3.IntegrityError, sqlite3.DataError) as exc:
+            raise ApplicationError(f"the database refused a row: {exc}",
+                                   type="BookkeepingError", non_retryable=True) from exc
+
+    return wrapper
+
+
 class BookkeepingActivities:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
 
     @activity.defn(name="update_job_status")
+    @data_errors_are_final
     async def update_job_status(self, update: StatusUpdate) -> None:
         values: dict = {
             Job.status: update.status,
@@ -78,6 +109,7 @@ class BookkeepingActivities:
         return PreparedJob(steps=steps, gpu_available=gpu)
 
     @activity.defn(name="record_operation")
+    @data_errors_are_final
     async def record_operation(self, record: OperationRecord) -> None:
         # deterministic id: a retried activity writes the same row once
         row_id = uuid.uuid5(uuid.NAMESPACE_URL,
@@ -87,13 +119,14 @@ class BookkeepingActivities:
         started = dt.datetime.fromisoformat(record.started_at) if record.started_at else now()
         await OperationLog(
             id=row_id, job=uuid.UUID(record.job_id), step=record.step, step_id=record.step_id,
-            operation_type=record.operation_type, pool=record.pool, attempt=record.attempt,
+            operation_type=record.operation_type[:32], pool=record.pool, attempt=record.attempt,
             started_at=started, duration=record.duration, success=record.success,
             error_details=record.error_details, speed=record.speed, argv=record.argv,
             decoder=record.decoder,
         ).save()
 
     @activity.defn(name="finalize_job")
+    @data_errors_are_final
     async def finalize_job(self, request: FinalizeInput) -> list[str]:
         """Publish kept outputs as the user's files, drop intermediates, complete the job."""
         job = await Job.objects().output(load_json=True).get(Job.id == uuid.UUID(request.job_id))
@@ -130,7 +163,7 @@ class BookkeepingActivities:
             await self.storage.delete(key)
 
     @activity.defn(name="deliver_webhook")
-    async def deliver_webhook(self, request) -> None:  # type: ignore[no-untyped-def]
+    async def deliver_webhook(self, request: WebhookInput) -> None:
         from activities.webhooks import deliver
 
         await deliver(self.settings, request)

@@ -3,10 +3,14 @@
 The delivery id is derived from (job, event), so every retry of one delivery
 carries the same ``X-Mediaflow-Delivery`` and a receiver can drop duplicates.
 Each attempt's outcome is written to the job's operation log.
+
+Every attempt checks the target again (off the event loop: resolving is blocking) and
+connects only to an address that check approved (:func:`core.webhooks.pinned`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import time
@@ -19,7 +23,7 @@ from temporalio.exceptions import ApplicationError
 from core.config import Settings
 from core.jobview import job_public
 from core.tables import Job, OperationLog
-from core.webhooks import WebhookTargetRefused, check_target, signature
+from core.webhooks import WebhookTargetRefused, check_target, pinned, signature
 from workflows.types import WebhookInput
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -36,6 +40,22 @@ async def _log(job_id: uuid.UUID, *, success: bool, detail: str, started: float)
     ).save()
 
 
+async def _post(url: str, addresses: list[str], body: bytes,
+                headers: dict[str, str]) -> httpx.Response:
+    """POST to the first checked address that accepts a connection; redirects not followed."""
+    async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
+        for position, address in enumerate(addresses):
+            target, host, server_name = pinned(url, address)
+            try:
+                return await client.post(target, content=body,
+                                         headers={**headers, "Host": host},
+                                         extensions={"sni_hostname": server_name})
+            except httpx.ConnectError:
+                if position == len(addresses) - 1:
+                    raise
+    raise httpx.ConnectError(f"no address for {url}")
+
+
 async def deliver(settings: Settings, request: WebhookInput) -> None:
     job_id = uuid.UUID(request.job_id)
     row = await Job.select().where(Job.id == job_id).output(load_json=True).first()
@@ -44,7 +64,8 @@ async def deliver(settings: Settings, request: WebhookInput) -> None:
         return
     started = time.monotonic()
     try:
-        check_target(hook["url"], allow_private=bool(settings.webhook_allow_private))
+        addresses = await asyncio.to_thread(
+            check_target, hook["url"], allow_private=bool(settings.webhook_allow_private))
     except WebhookTargetRefused as exc:
         await _log(job_id, success=False, detail=f"refused: {exc}", started=started)
         raise ApplicationError(str(exc), type="WebhookRefused", non_retryable=True) from exc
@@ -60,8 +81,7 @@ async def deliver(settings: Settings, request: WebhookInput) -> None:
     if hook.get("secret"):
         headers["X-Mediaflow-Signature"] = signature(hook["secret"], int(time.time()), body)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as client:
-            response = await client.post(hook["url"], content=body, headers=headers)
+        response = await _post(hook["url"], addresses, body, headers)
     except httpx.HTTPError as exc:
         await _log(job_id, success=False, detail=f"{type(exc).__name__}: {exc}", started=started)
         raise ApplicationError(f"webhook delivery failed: {exc}", type="WebhookFailed") from exc

@@ -63,6 +63,10 @@ async def live_view(temporal: Client | None, row: dict[str, Any]) -> dict[str, A
             QUERY_TIMEOUT)
     except Exception:  # noqa: BLE001 - closed (rejected), not yet started, or unreachable
         return job_public(await reconcile(temporal, row))
+    if not progress.get("steps_total"):
+        # the plan is still being compiled: the row already knows how many runs it has
+        progress = {**progress, **{k: v for k, v in (row.get("progress") or {}).items()
+                                   if k in ("steps_total", "steps_done", "step")}}
     if progress.get("status") in TERMINAL_STATUSES:
         # the workflow is recording its ending; until the row says so (with the error and
         # outputs), the job is shown as still running

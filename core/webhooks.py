@@ -1,4 +1,11 @@
-"""Webhook targets and signatures (SPEC §3 "Webhooks", SECURITY.md item 19)."""
+"""Webhook targets and signatures (SPEC §3 "Webhooks", SECURITY.md item 19).
+
+A target is checked on the addresses its host resolves to, and the delivery then connects
+to one of *those* addresses (:func:`pinned`) rather than resolving the name again: a
+hostname that answers a public address to the check and 127.0.0.1 to the connection (DNS
+rebinding) cannot slip through. IPv6 forms that embed an IPv4 address (mapped, compatible,
+6to4, Teredo, NAT64) are judged by the address they embed.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,33 @@ import hashlib
 import hmac
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 METADATA_HOSTS = {"metadata.google.internal", "metadata", "instance-data"}
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
 class WebhookTargetRefused(ValueError):
     """The URL points somewhere mediaflow must not call."""
 
 
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address carries (and may be routed to)."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if any(ip in network for network in _NAT64) or ip in _IPV4_COMPATIBLE:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [v4 for v4 in found if v4 is not None]
+
+
 def _address_is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        # an IPv4-mapped address *is* its IPv4 address; the others are judged on both
+        candidates = [*embedded] if ip.ipv4_mapped else [ip, *embedded]
+    return all(c.is_global and not c.is_multicast for c in candidates)
 
 
 def resolve(host: str, port: int) -> list[str]:
@@ -27,13 +47,13 @@ def resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise WebhookTargetRefused(f"webhook host {host!r} does not resolve") from exc
-    return sorted({info[4][0] for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def check_target(url: str, *, allow_private: bool) -> list[str]:
     """Refuse non-http(s) URLs, credentials in URLs, and (unless allowed) any host that
     resolves to a loopback, private, link-local (169.254.169.254) or reserved address.
-    Returns the resolved addresses."""
+    Returns the resolved addresses, in resolver order: connect only to these."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebhookTargetRefused("webhook url must be http(s)://host/…")
@@ -55,6 +75,20 @@ def check_target(url: str, *, allow_private: bool) -> list[str]:
                 f"({', '.join(private)}); set MEDIAFLOW_WEBHOOK_ALLOW_PRIVATE=true to allow it"
             )
     return addresses
+
+
+def pinned(url: str, address: str) -> tuple[str, str, str]:
+    """``url`` aimed at the checked ``address``: (url, Host header, TLS server name).
+
+    The Host header and the TLS server name (SNI and certificate check) stay the original
+    host's, so the receiver sees the request it expects.
+    """
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    literal = f"[{address.split('%', 1)[0]}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=netloc)), host_header, hostname
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

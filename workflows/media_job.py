@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookInput,
     )
 
-NON_RETRYABLE = ["InvalidMedia", "InvalidParams", "NoGpuWorker"]
+NON_RETRYABLE = ["InvalidMedia", "InvalidParams", "NoGpuWorker", "BookkeepingError"]
 BOOKKEEPING = dict(
     task_queue=JOBS_QUEUE,
     start_to_close_timeout=timedelta(seconds=60),

@@ -33,6 +33,7 @@ work: 1.0 when video is re-encoded, 0.1 when only audio is, 0.05 for pure stream
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.jobspec import (
@@ -51,6 +52,11 @@ from core.plan.model import Plan, PlanStep
 from core.plan.ops import OPERATIONS, StepContext
 from core.plan.output import WrittenOutput, write_output
 
+#: ``PlanStep.op`` is recorded as the operation log's ``operation_type`` (32 characters).
+OP_MAX_LENGTH = 32
+#: Short step names for fused ops: "fused:join+text+audio+subtitles".
+_FUSED_NAMES = {"join": "join", "text_overlay": "text", "audio_overlay": "audio",
+                "video_overlay": "overlay", "subtitles": "subtitles"}
 WEIGHT_VIDEO_ENCODE = 1.0
 WEIGHT_AUDIO_ENCODE = 0.1
 WEIGHT_COPY = 0.05
@@ -166,6 +172,15 @@ def _compile_run(spec: JobSpec, group: list[_JobStep], infos: dict[str, MediaInf
     return _plan_step(index, group, run, written, target, keep)
 
 
+def op_name(types: Sequence[str]) -> str:
+    """The step type for one step; ``fused:`` and the short names of the fused ones, or
+    ``fused:<n> steps`` when that would not fit :data:`OP_MAX_LENGTH`."""
+    if len(types) == 1:
+        return types[0]
+    name = "fused:" + "+".join(_FUSED_NAMES[t] for t in types)
+    return name if len(name) <= OP_MAX_LENGTH else f"fused:{len(types)} steps"
+
+
 def _is_join_copy(group: list[_JobStep]) -> bool:
     params = group[0].step.params
     return len(group) == 1 and isinstance(params, JoinParams) and params.mode == "copy"
@@ -184,7 +199,7 @@ def _plan_step(index: int, group: list[_JobStep], run: RunBuilder, written: Writ
     return PlanStep(
         index=index,
         id=group[-1].step.id,
-        op=types[0] if len(types) == 1 else "fused:" + "+".join(types),
+        op=op_name(types),
         covers=[job_step.step.id for job_step in group],
         pool_hint="gpu-capable" if written.video_encoded and run.video_inputs else "cpu",
         inputs=list(run.placed.values()),

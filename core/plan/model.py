@@ -49,7 +49,7 @@ class PlanStep:
 
     index: int
     id: str  # the (last) job step it produces; "@<id>" in later inputs names its output
-    op: str  # job type, or "fused:<type>+<type>..." when several steps share one run
+    op: str  # step type, or "fused:join+text+..." when several steps share one run (≤ 32)
     covers: list[str]  # job step ids computed by this run, in order
     pool_hint: str  # "cpu" (stream copy / audio only) or "gpu-capable" (decodes video)
     inputs: list[PlanInput]

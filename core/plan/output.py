@@ -4,6 +4,10 @@ A stream is stream-copied when no step changed it (its pad is still a raw input 
 frame size/rate change is asked for, and it already has the requested codec — or when the
 spec asks for ``copy`` explicitly. crf/preset therefore apply to the streams that must be
 re-encoded; ``join`` in ``auto`` mode is the SPEC's example of the same rule.
+
+An embedded subtitle track never makes the output longer than its picture and sound: cues
+past the end of the video are cut with ``-t`` (subtitle streams cannot be filtered, and
+``-shortest`` would cut the video at the last cue instead).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 from core.jobspec import SpecError
 from core.plan import filters
+from core.plan.escape import format_number
 from core.plan.formats import Target
 from core.plan.graph import Pad, RunBuilder, Streams
 from core.plan.media import MediaInfo, SubtitleTrack
@@ -46,7 +51,8 @@ def write_output(run: RunBuilder, streams: Streams, target: Target, *,
         kind="video" if video_info.get("has_video") else "audio",
         subtitles=tracks, **video_info, **audio_info,
     )
-    args = [*video_args, *audio_args, *subtitle_args, *target.muxer_args(), "{out}"]
+    length = ["-t", format_number(info.duration)] if tracks and info.duration else []
+    args = [*video_args, *audio_args, *subtitle_args, *length, *target.muxer_args(), "{out}"]
     return WrittenOutput(args, info, video_encoded, audio_encoded)
 
 

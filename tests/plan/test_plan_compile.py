@@ -69,7 +69,7 @@ def assert_clean_argv(step: PlanStep, library) -> None:
 
 def test_fused_chain_is_one_clean_run(library, job) -> None:
     plan = compile_plan(chain(library, job), library.media)
-    assert steps_of(plan) == [("subbed", "fused:join+text_overlay+audio_overlay+subtitles")]
+    assert steps_of(plan) == [("subbed", "fused:join+text+audio+subtitles")]
     step = plan.steps[0]
     assert_clean_argv(step, library)
     assert step.covers == ["joined", "titled", "scored", "subbed"]
@@ -108,8 +108,8 @@ def test_stepwise_chain_is_one_run_per_step(library, job) -> None:
 
 def test_kept_intermediate_splits_the_run(library, job) -> None:
     plan = compile_plan(chain(library, job, outputs=["titled", "subbed"]), library.media)
-    assert steps_of(plan) == [("titled", "fused:join+text_overlay"),
-                              ("subbed", "fused:audio_overlay+subtitles")]
+    assert steps_of(plan) == [("titled", "fused:join+text"),
+                              ("subbed", "fused:audio+subtitles")]
     assert [step.keep for step in plan.steps] == [True, True]
     assert plan.steps[1].inputs[0].source == "@titled"
     assert plan.steps[0].output_name == "out.mp4"
@@ -299,3 +299,12 @@ def test_gpu_variant_decodes_video_inputs_on_nvdec(library, job) -> None:
     copy_step = compile_plan(job("join", {"inputs": [library["clip2s"], library["clip1s"]]}),
                              library.media).steps[0]
     assert gpu_argv_variant(copy_step) == copy_step.argv
+
+
+def test_fused_op_names_fit_the_operation_log() -> None:
+    from core.plan.compiler import OP_MAX_LENGTH, op_name
+
+    assert op_name(["text_overlay"]) == "text_overlay"
+    assert op_name(["join", "video_overlay"]) == "fused:join+overlay"
+    twenty = op_name(["video_overlay"] * 20)
+    assert twenty == "fused:20 steps" and len(twenty) <= OP_MAX_LENGTH
