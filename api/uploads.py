@@ -3,11 +3,12 @@
 FastAPI's ``UploadFile`` would spool the whole body before our code runs (so no
 limit could stop a huge upload early). Here the request stream feeds
 python-multipart's push parser; the file part's bytes are counted against the
-byte limit as they arrive, gathered into 1 MiB blocks, and each block is
-hashed and written to a scratch file in a worker thread (hashlib and file
-writes release the GIL, so the event loop keeps serving meanwhile). Memory
-stays at about one block whatever the size, and an oversize upload is cut off
-at the limit, Content-Length or not.
+byte limit as they arrive, and about every 1 MiB the pieces received so far are
+hashed and written to a scratch file with one ``writev`` in a worker thread
+(hashlib and writev release the GIL, so the event loop keeps serving, and the
+pieces are never copied into a bigger buffer). Memory stays at about 1 MiB per
+upload whatever the size, and an oversize upload is cut off at the limit,
+Content-Length or not.
 
 A body that is not multipart, lacks the ``file`` field, is malformed, or ends
 before its closing boundary is a 422: a truncated body must not become a
@@ -22,7 +23,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
 from fastapi import HTTPException, Request, status
@@ -31,6 +32,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 FILE_FIELD = b"file"
 WRITE_BLOCK = 1024 * 1024
+MAX_PIECES = 256
+"""Pieces per write, well under the kernel's IOV_MAX (1024) however small the chunks."""
 
 
 class UploadTooLarge(Exception):
@@ -109,10 +112,17 @@ def _callbacks(state: _PartState) -> dict[str, Any]:
     }
 
 
-def _hash_and_write(digest: Any, out: IO[bytes], block: bytes) -> None:
-    """Runs in a worker thread: both calls release the GIL for blocks this size."""
-    digest.update(block)
-    out.write(block)
+def _hash_and_write(digest: Any, fd: int, pieces: list[bytes]) -> None:
+    """Runs in a worker thread: hashlib and writev release the GIL, and writev takes the
+    pieces as they came from the parser, so no byte is copied to gather them."""
+    for piece in pieces:
+        digest.update(piece)
+    while pieces:
+        written = os.writev(fd, pieces)
+        while pieces and written >= len(pieces[0]):
+            written -= len(pieces.pop(0))
+        if written:
+            pieces[0] = pieces[0][written:]
 
 
 async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> ReceivedUpload:
@@ -124,10 +134,12 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> R
     parser = MultipartParser(_boundary(request), _callbacks(state))  # type: ignore[arg-type]
     await anyio.Path(scratch_dir).mkdir(parents=True, exist_ok=True)
     path = scratch_dir / f"upload-{uuid.uuid4().hex}.part"
-    digest, size, block = hashlib.sha256(), 0, bytearray()
+    digest, size = hashlib.sha256(), 0
+    pieces: list[bytes] = []  # the file's bytes since the last write
+    buffered = 0
     try:
-        async with await anyio.open_file(path, "wb") as handle:
-            out = handle.wrapped  # written from a worker thread, a block at a time
+        async with await anyio.open_file(path, "wb", buffering=0) as out:
+            fd = out.wrapped.fileno()
             async for chunk in request.stream():
                 try:
                     parser.write(chunk)
@@ -137,13 +149,14 @@ async def receive_file(request: Request, scratch_dir: Path, max_bytes: int) -> R
                     size += len(piece)
                     if size > max_bytes:
                         raise UploadTooLarge(max_bytes)
-                    block += piece
+                    buffered += len(piece)
+                pieces += state.pending
                 state.pending.clear()
-                if len(block) >= WRITE_BLOCK:
-                    await anyio.to_thread.run_sync(_hash_and_write, digest, out, bytes(block))
-                    block.clear()
-            if block:
-                await anyio.to_thread.run_sync(_hash_and_write, digest, out, bytes(block))
+                if buffered >= WRITE_BLOCK or len(pieces) >= MAX_PIECES:
+                    await anyio.to_thread.run_sync(_hash_and_write, digest, fd, pieces)
+                    pieces, buffered = [], 0
+            if pieces:
+                await anyio.to_thread.run_sync(_hash_and_write, digest, fd, pieces)
         if not state.finished:
             raise _unprocessable("multipart", "the body ended before its closing boundary")
         if not state.seen_file:

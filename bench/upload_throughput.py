@@ -1,15 +1,24 @@
-"""Upload throughput: LocalStorage.put_stream against a plain write of the same bytes.
+"""Upload throughput: the upload path against a plain write of the same bytes.
 
-``put_stream`` is what ``POST /files`` streams an upload into: chunks as the
-HTTP server hands them over, sha256 on the way, 1 MiB writes through a worker
-thread, fsync and an atomic rename. The raw write is the same chunks written
-with blocking calls and one fsync, no hashing and no event loop: the disk's
-ceiling. Their ratio says how much the upload path costs over the disk itself.
+Default mode: ``LocalStorage.put_stream`` (chunks as an HTTP server hands them
+over, sha256 on the way, 1 MiB writes through a worker thread, fsync and an
+atomic rename) against the raw write: the same chunks written with blocking
+calls and one fsync, no hashing and no event loop, the disk's ceiling.
 
-    .venv/bin/python bench/upload_throughput.py --size-mib 500 [--chunk-kib 64] [--dir D]
+``--http``: the real thing. Starts ``mediaflow api`` as a subprocess (SQLite and
+local storage in a temporary data dir, ``MEDIAFLOW_ENV=dev``; no Temporal, which
+uploads do not need), registers a user and streams a generated N MiB video
+through ``POST /files`` with httpx: multipart parsing, sha256, the scratch file,
+ffprobe, fsync, the move into storage and the row, up to the 201. The body is
+a real one-second MP4 followed by one MP4 ``free`` box of padding, which
+ffprobe skips, so the upload is accepted and stored like any large video. It
+reports that next to the raw write of the same number of bytes, and the API
+process's peak RSS growth during the upload. Client and server share the
+machine's CPUs, so the HTTP figure is a floor for a remote client.
 
-``measure_put_stream`` and ``measure_raw_write`` are importable so that a
-through-the-API variant can reuse them and compare like with like.
+    .venv/bin/python bench/upload_throughput.py [--http] --size-mib 500 [--chunk-kib 64] [--dir D]
+
+The ratio says how much the path costs over the disk itself.
 """
 
 from __future__ import annotations
@@ -17,15 +26,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
+import socket
+import struct
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.storage.local import LocalStorage
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from core.storage.local import LocalStorage  # noqa: E402
 
 MIB = 1024 * 1024
+API = "/api/v1"
 _PATTERN = os.urandom(MIB + 1)  # incompressible; +1 so chunk boundaries drift across it
 
 
@@ -86,6 +105,149 @@ async def compare(directory: Path, size: int, chunk_size: int) -> tuple[Measurem
     return put, raw
 
 
+# --- through the API ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _small_mp4(directory: Path) -> bytes:
+    path = directory / "seed.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", "testsrc2=size=320x240:rate=25", "-t", "1", "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def padded_mp4_chunks(seed: bytes, size: int, chunk_size: int) -> Iterator[bytes]:
+    """``size`` bytes: a real MP4, then one ``free`` box holding generated padding."""
+    pad = size - len(seed) - 8
+    if pad < 0 or pad + 8 > 0xFFFFFFFF:
+        raise ValueError("size must be between the seed video's size and 4 GiB")
+    yield seed
+    yield struct.pack(">I", pad + 8) + b"free"
+    yield from generated_chunks(pad, chunk_size)
+
+
+class _PeakRss(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.baseline = self.peak = self.process.memory_info().rss
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.01)
+
+
+class ApiServer:
+    """``mediaflow api`` on a free port with a throwaway SQLite data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {key: value for key, value in os.environ.items()
+                    if not key.startswith("MEDIAFLOW_")}
+        self.env |= {"MEDIAFLOW_ENV": "dev", "MEDIAFLOW_DATA_DIR": str(data_dir),
+                     "MEDIAFLOW_LOG_LEVEL": "WARNING",
+                     "MEDIAFLOW_JWT_SECRET": secrets.token_hex(32)}
+        self.log_path = data_dir / "api.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ApiServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cli = [sys.executable, "-m", "cli.main"]
+        subprocess.run([*cli, "migrate"], cwd=REPO, env=self.env, check=True,
+                       capture_output=True)
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen([*cli, "api", "--port", str(self.port)], cwd=REPO,
+                                        env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+async def _login(client: object, server: ApiServer) -> dict[str, str]:
+    import httpx
+
+    assert isinstance(client, httpx.AsyncClient) and server.process is not None
+    for _ in range(400):
+        try:
+            await client.get(f"{API}/openapi.json")
+            break
+        except httpx.TransportError:
+            if server.process.poll() is not None:
+                raise RuntimeError(server.log_path.read_text()) from None
+            await asyncio.sleep(0.05)
+    account = {"email": "bench@example.com", "username": "bench", "password": "Upload9Speed"}
+    registered = await client.post(f"{API}/auth/register", json=account)
+    registered.raise_for_status()
+    login = await client.post(f"{API}/auth/login", json={"email_or_username": "bench",
+                                                         "password": "Upload9Speed"})
+    login.raise_for_status()
+    return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def measure_http_upload(
+    directory: Path, size: int, chunk_size: int
+) -> tuple[Measurement, float]:
+    """Time one streamed ``POST /files`` of ``size`` bytes to the 201; also the API's
+    peak RSS growth in MiB."""
+    import httpx
+
+    seed = _small_mp4(directory)
+    boundary = secrets.token_hex(12)
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"bench.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        for chunk in padded_mp4_chunks(seed, size, chunk_size):
+            yield chunk
+        yield tail
+
+    with ApiServer(directory / "data") as server:
+        assert server.process is not None
+        async with httpx.AsyncClient(base_url=server.base, timeout=600) as client:
+            headers = await _login(client, server)
+            rss = _PeakRss(server.process.pid)
+            rss.start()
+            started = time.perf_counter()
+            response = await client.post(f"{API}/files", content=body(), headers={
+                **headers, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            elapsed = time.perf_counter() - started
+            rss.done.set()
+            rss.join()
+            if response.status_code != 201:
+                raise RuntimeError(f"upload failed: {response.status_code} {response.text}")
+            assert response.json()["size"] == size
+    return Measurement("POST /files over HTTP", size, elapsed), (rss.peak - rss.baseline) / MIB
+
+
+def _print(m: Measurement) -> None:
+    print(f"{m.name:<26} {m.size / MIB:8.0f} MiB {m.seconds:8.2f} s {m.mib_per_s:9.1f} MiB/s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=500, help="body size (default 500)")
@@ -95,12 +257,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
+    parser.add_argument(
+        "--http", action="store_true", help="upload through the real API instead of put_stream"
+    )
     args = parser.parse_args(argv)
+    size, chunk = args.size_mib * MIB, args.chunk_kib * 1024
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        put, raw = asyncio.run(compare(Path(tmp), args.size_mib * MIB, args.chunk_kib * 1024))
+        if args.http:
+            raw = measure_raw_write(Path(tmp), size, chunk)
+            http, growth = asyncio.run(measure_http_upload(Path(tmp), size, chunk))
+            for m in (http, raw):
+                _print(m)
+            print(f"HTTP upload / raw write: {http.mib_per_s / raw.mib_per_s:.2f}")
+            print(f"API peak RSS growth during the upload: {growth:.1f} MiB")
+            return
+        put, raw = asyncio.run(compare(Path(tmp), size, chunk))
     for m in (put, raw):
-        print(f"{m.name:<26} {m.size / MIB:8.0f} MiB {m.seconds:8.2f} s {m.mib_per_s:9.1f} MiB/s")
+        _print(m)
     print(f"put_stream / raw write: {put.mib_per_s / raw.mib_per_s:.2f}")
 
 

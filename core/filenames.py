@@ -1,4 +1,15 @@
-"""Client file names are data: shown back, never used as paths (SECURITY.md item 10)."""
+"""Client file names are data: shown back, never used as paths (SECURITY.md item 10).
+
+Storage keys are server-generated (``users/<user id>/files/<file id>``); the
+name a client sent is kept twice, as data:
+
+* ``original_filename``: as sent, minus NUL (PostgreSQL text cannot hold it);
+* ``filename``: a display name safe to hand to a browser or ``curl -OJ``: the
+  last path component, no control, format or bidi characters, no line or
+  paragraph separators, nothing that is special on common file systems, no
+  leading dot, dash or blank, at most 255 UTF-8 bytes, and the extension the
+  probe found (``clip.mp4`` that is really a PNG becomes ``clip.png``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +17,14 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-MAX_DISPLAY = 255
+MAX_DISPLAY_BYTES = 255  # what most file systems allow for one name
 MAX_ORIGINAL = 1024
-# bidi overrides/isolates and other format characters that disguise a name
-_FORMAT_CHARS = {"Cf", "Cc", "Cs", "Co", "Cn"}
+# Control, format (bidi overrides and isolates, zero-width), surrogate, private-use and
+# unassigned characters, and line/paragraph separators: none belongs in a display name.
+_DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _UNSAFE = re.compile(r'[\\/:*?"<>|]')
+_LEADING = re.compile(r"^[\s.\-]+")
+_FALLBACK_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\;%]')
 
 
 def storable_original(name: str) -> str:
@@ -19,19 +33,26 @@ def storable_original(name: str) -> str:
 
 
 def display_name(original: str, extension: str, fallback: str = "upload") -> str:
-    """A harmless display name: last path component, no control/format characters,
-    no leading dots or dashes, at most 255 characters, ending in the probed extension."""
+    """A harmless display name ending in the probed ``extension`` (see the module doc)."""
     name = unicodedata.normalize("NFC", original.replace("\\", "/").rsplit("/", 1)[-1])
-    name = "".join(c for c in name if unicodedata.category(c) not in _FORMAT_CHARS)
-    name = _UNSAFE.sub("_", name).strip().lstrip(".-").strip()
+    name = "".join(c for c in name if unicodedata.category(c) not in _DROPPED_CATEGORIES)
+    name = _LEADING.sub("", _UNSAFE.sub("_", name)).rstrip()
     stem = name.rsplit(".", 1)[0] if "." in name else name
-    stem = stem.strip() or fallback
+    stem = stem.rstrip() or fallback
     suffix = f".{extension}" if extension else ""
-    return stem[: MAX_DISPLAY - len(suffix)].rstrip() + suffix
+    budget = MAX_DISPLAY_BYTES - len(suffix.encode())
+    stem = stem.encode()[:budget].decode("utf-8", "ignore").rstrip() or fallback
+    return stem + suffix
 
 
 def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback and the RFC 5987 UTF-8 name."""
+    """``attachment`` with an ASCII fallback and the RFC 5987 UTF-8 name.
+
+    The fallback has no quote, backslash, semicolon, percent sign or control
+    character, so it cannot end the header parameter early, split the header
+    or be percent-decoded by a browser into something else; clients that read
+    ``filename*`` (all current browsers, ``curl -OJ``) get the exact name.
+    """
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
-    ascii_name = re.sub(r'["\\\r\n;]', "_", ascii_name) or "download"
+    ascii_name = _FALLBACK_UNSAFE.sub("_", ascii_name) or "download"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
