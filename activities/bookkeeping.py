@@ -132,7 +132,7 @@ class BookkeepingActivities:
         job = await Job.objects().output(load_json=True).get(Job.id == uuid.UUID(request.job_id))
         if job is None:
             raise ApplicationError("job row is missing", type="InvalidParams", non_retryable=True)
-        spec = job.spec
+        spec: dict = job.spec  # type: ignore[assignment]  # decoded by load_json
         output_ids = []
         for result in request.kept:
             file_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.job_id}/{result.storage_key}")

@@ -154,6 +154,8 @@ class FFmpegActivities:
 
     async def _signal_progress(self, step: StepSpec, parser: ProgressParser, attempt: int) -> None:
         info = activity.info()
+        if info.workflow_id is None:  # run outside a workflow (ActivityEnvironment)
+            return
         handle = activity.client().get_workflow_handle(info.workflow_id)
         with contextlib.suppress(Exception):  # progress is best effort; the step goes on
             await handle.signal("step_progress", StepProgress(

@@ -71,8 +71,7 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
         runtime = Runtime(telemetry=TelemetryConfig(
             metrics=PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}")))
     client = await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace,
-        **({"runtime": runtime} if runtime else {}),
+        settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime,
     )
     engine = engine_from_settings(settings)
     bind_tables(engine)

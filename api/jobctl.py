@@ -84,16 +84,17 @@ async def reconcile(temporal: Client, row: dict[str, Any]) -> dict[str, Any]:
         description = await asyncio.wait_for(handle_of(temporal, row).describe(), QUERY_TIMEOUT)
     except (RPCError, TimeoutError):
         return row
-    closed_as = CLOSED_AS.get(description.status) if description.status else None
-    if closed_as is None:
+    status_ = description.status
+    closed_as = CLOSED_AS.get(status_) if status_ else None
+    if status_ is None or closed_as is None:
         return row
     fresh = await load_job(str(row["id"]), None)
     if fresh["status"] in TERMINAL_STATUSES:
         return fresh
     error = None if closed_as == "completed" else {
-        "code": "Terminated" if description.status == WorkflowExecutionStatus.TERMINATED
+        "code": "Terminated" if status_ == WorkflowExecutionStatus.TERMINATED
         else "WorkflowClosed",
-        "message": f"the workflow was {description.status.name.lower()} outside mediaflow",
+        "message": f"the workflow was {status_.name.lower()} outside mediaflow",
     }
     now = dt.datetime.now(dt.UTC)
     await Job.update({Job.status: closed_as, Job.error: error, Job.completed_at: now,

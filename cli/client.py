@@ -6,6 +6,7 @@ saved in ``~/.config/mediaflow/credentials.json`` (mode 0600), refreshed on a 40
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -20,6 +21,7 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
@@ -93,7 +95,8 @@ class Api:
             fail(f"HTTP {response.status_code}: {describe_error(response)}")
         return response
 
-    def stream(self, method: str, path: str, **kwargs: Any):  # type: ignore[no-untyped-def]
+    def stream(self, method: str, path: str,
+               **kwargs: Any) -> contextlib.AbstractContextManager[httpx.Response]:
         return self.http.stream(method, path, headers=self._auth(), **kwargs)
 
 
@@ -129,7 +132,7 @@ def login(
     console.print(f"logged in to {base_url()}")
 
 
-def _file_chunks(path: Path, progress: Progress, task: int) -> Iterator[bytes]:
+def _file_chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes]:
     with path.open("rb") as source:
         while data := source.read(CHUNK):
             progress.update(task, advance=len(data))

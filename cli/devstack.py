@@ -139,7 +139,9 @@ class DevStack:
         self._stop_requested = True
 
     def run(self) -> int:
-        settings = Settings(env="dev", **({"data_dir": self.data_dir} if self.data_dir else {}))
+        settings = Settings(env="dev")
+        if self.data_dir:
+            settings.data_dir = self.data_dir
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.data_dir = settings.data_dir.resolve()
         settings.jwt_secret_value()  # generated once, before any child reads it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,13 +39,18 @@ with workflow.unsafe.imports_passed_through():
     )
 
 NON_RETRYABLE = ["InvalidMedia", "InvalidParams", "NoGpuWorker", "BookkeepingError"]
-BOOKKEEPING = dict(
-    task_queue=JOBS_QUEUE,
-    start_to_close_timeout=timedelta(seconds=60),
-    schedule_to_close_timeout=timedelta(minutes=30),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=15),
-                             non_retryable_error_types=NON_RETRYABLE),
-)
+BOOKKEEPING_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=15),
+                                non_retryable_error_types=NON_RETRYABLE)
+
+
+async def bookkeeping(name: str, arg: Any, result_type: type | None = None) -> Any:
+    """A database activity on mediaflow-jobs: retried while the database is away (up to
+    30 minutes), never for data it refuses."""
+    return await workflow.execute_activity(
+        name, arg, result_type=result_type, task_queue=JOBS_QUEUE,
+        start_to_close_timeout=timedelta(seconds=60),
+        schedule_to_close_timeout=timedelta(minutes=30), retry_policy=BOOKKEEPING_RETRY,
+    )
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60), maximum_attempts=4,
@@ -139,9 +145,7 @@ class MediaJobWorkflow:
         results: list[StepResult] = []
         try:
             self._status = "processing"
-            prepared: PreparedJob = await workflow.execute_activity(
-                "prepare_job", job, result_type=PreparedJob, **BOOKKEEPING
-            )
+            prepared: PreparedJob = await bookkeeping("prepare_job", job, PreparedJob)
             await self._upsert_status("processing")
             self._steps = prepared.steps
             gpu_ready = self._gpu_ready(job, prepared.gpu_available)
@@ -252,9 +256,7 @@ class MediaJobWorkflow:
         )
         self._status = "completed"
         request.progress = self.progress()
-        output_ids: list[str] = await workflow.execute_activity(
-            "finalize_job", request, result_type=list[str], **BOOKKEEPING
-        )
+        output_ids: list[str] = await bookkeeping("finalize_job", request, list[str])
         await self._upsert_status("completed")
         return output_ids
 
@@ -267,10 +269,7 @@ class MediaJobWorkflow:
         # nothing partial is published: outputs of finished steps are removed
         keys = [r.storage_key for r in results]
         if keys:
-            await workflow.execute_activity(
-                "discard_outputs", FinalizeInput(job.job_id, job.user_id, [], keys),
-                **BOOKKEEPING,
-            )
+            await bookkeeping("discard_outputs", FinalizeInput(job.job_id, job.user_id, [], keys))
         await self._set_status(job, status, error=(code, message), set_completed=True)
         await self._notify(job, f"job.{status}")
 
@@ -292,7 +291,7 @@ class MediaJobWorkflow:
             workflow.logger.warning("webhook for job %s not delivered: %s", job.job_id, exc)
 
     async def _log(self, record: OperationRecord) -> None:
-        await workflow.execute_activity("record_operation", record, **BOOKKEEPING)
+        await bookkeeping("record_operation", record)
 
     async def _set_status(
         self, job: JobInput, status: str, *, error: tuple[str, str] | None = None,
@@ -304,7 +303,7 @@ class MediaJobWorkflow:
             error_code=error[0] if error else None, error_message=error[1] if error else None,
             retry_count=self._retries, set_started=set_started, set_completed=set_completed,
         )
-        await workflow.execute_activity("update_job_status", update, **BOOKKEEPING)
+        await bookkeeping("update_job_status", update)
         await self._upsert_status(status)
 
     async def _upsert_status(self, status: str) -> None:

@@ -17,10 +17,10 @@ import pytest
 from temporalio.client import Client
 
 from activities.worker import build_workers
-from api.main import create_app
 from core.config import Settings
 from core.storage import get_storage
 from tests.conftest import ISOLATED_NAMESPACE
+from tests.utils.apps import other_app
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import duration, ffprobe
 from tests.utils.users import new_user_headers
@@ -33,11 +33,8 @@ def gpu_settings(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 async def gpu_client(gpu_settings: Settings, db_engine: object) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(gpu_settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with other_app(gpu_settings) as (client, _):
+        yield client
 
 
 async def start_workers(settings: Settings, pools: list[str]) -> contextlib.AsyncExitStack:

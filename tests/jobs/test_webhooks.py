@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.main import create_app
 from core.config import Settings
 from core.storage import get_storage
 from core.tables import MediaFile
 from core.webhooks import verify
+from tests.utils.apps import other_app
 from tests.utils.jobs import submit, upload, wait_for
 from tests.utils.users import new_user_headers
 
@@ -224,19 +224,16 @@ async def test_failing_receiver_is_retried_with_the_same_delivery_id(
 async def test_private_targets_are_refused_by_default(
     settings: Settings, db_engine: object, media_dir: Path, receiver: Receiver
 ) -> None:
-    strict = create_app(settings.model_copy(update={"webhook_allow_private": False}))
-    async with strict.router.lifespan_context(strict):
-        transport = httpx.ASGITransport(app=strict)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            headers = await new_user_headers(client)
-            video = await upload(client, headers, media_dir / "b.mp4")
-            for url in (receiver.url, "http://169.254.169.254/latest/meta-data/"):
-                response = await client.post("/api/v1/jobs", headers=headers, json={
-                    "type": "text_overlay", "params": {"video": video, "text": "x"},
-                    "webhook": {"url": url, "secret": SECRET}})
-                assert response.status_code == 422, response.text
-                [error] = response.json()["detail"]
-                assert error["loc"] == ["body", "webhook", "url"], error
-            jobs = (await client.get("/api/v1/jobs", headers=headers)).json()
-            assert jobs["total"] == 0
+    async with other_app(settings, webhook_allow_private=False) as (client, _):
+        headers = await new_user_headers(client)
+        video = await upload(client, headers, media_dir / "b.mp4")
+        for url in (receiver.url, "http://169.254.169.254/latest/meta-data/"):
+            response = await client.post("/api/v1/jobs", headers=headers, json={
+                "type": "text_overlay", "params": {"video": video, "text": "x"},
+                "webhook": {"url": url, "secret": SECRET}})
+            assert response.status_code == 422, response.text
+            [error] = response.json()["detail"]
+            assert error["loc"] == ["body", "webhook", "url"], error
+        jobs = (await client.get("/api/v1/jobs", headers=headers)).json()
+        assert jobs["total"] == 0
     assert receiver.deliveries == []

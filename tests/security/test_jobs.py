@@ -14,9 +14,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.ffmpeg import FFmpegActivities
-from api.main import create_app
 from core.config import Settings
 from core.storage import get_storage
+from tests.utils.apps import other_app
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import duration, ffprobe
 from tests.utils.users import new_user_headers
@@ -146,19 +146,16 @@ async def test_hung_ffmpeg_is_killed_and_fails_clearly(settings: Settings, tmp_p
 
 
 async def test_job_flood_gets_429(settings: Settings, db_engine: object, media_dir: Path) -> None:
-    limited = create_app(settings.model_copy(update={"max_active_jobs_per_user": 1}))
-    async with limited.router.lifespan_context(limited):
-        transport = httpx.ASGITransport(app=limited)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            headers = await new_user_headers(client)
-            video = await upload(client, headers, media_dir / "long.mp4")
-            spec = {"type": "text_overlay", "params": {"video": video, "text": "x"},
-                    "output": {"preset": "veryslow"}}
-            first = await submit(client, headers, spec)
-            second = await client.post("/api/v1/jobs", headers=headers, json=spec)
-            assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
-            await client.post(f"/api/v1/jobs/{first['id']}/cancel", headers=headers)
-            await wait_for(client, headers, first["id"])
+    async with other_app(settings, max_active_jobs_per_user=1) as (client, _):
+        headers = await new_user_headers(client)
+        video = await upload(client, headers, media_dir / "long.mp4")
+        spec = {"type": "text_overlay", "params": {"video": video, "text": "x"},
+                "output": {"preset": "veryslow"}}
+        first = await submit(client, headers, spec)
+        second = await client.post("/api/v1/jobs", headers=headers, json=spec)
+        assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
+        await client.post(f"/api/v1/jobs/{first['id']}/cancel", headers=headers)
+        await wait_for(client, headers, first["id"])
 
 
 @pytest.mark.parametrize("spec", [
@@ -177,13 +174,10 @@ async def test_oversized_jobs_are_422(client: httpx.AsyncClient, headers: dict,
 async def test_too_much_media_in_one_job_is_422(
     settings: Settings, db_engine: object, media_dir: Path
 ) -> None:
-    limited = create_app(settings.model_copy(update={"max_media_seconds": 5}))
-    async with limited.router.lifespan_context(limited):
-        transport = httpx.ASGITransport(app=limited)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            headers = await new_user_headers(client)
-            a = await upload(client, headers, media_dir / "a.mp4")  # 2 s: under the limit
-            response = await client.post("/api/v1/jobs", headers=headers,
-                                         json={"type": "join", "params": {"inputs": [a, a, a]}})
-            assert response.status_code == 422
-            assert "MEDIAFLOW_MAX_MEDIA_SECONDS" in response.text
+    async with other_app(settings, max_media_seconds=5) as (client, _):
+        headers = await new_user_headers(client)
+        a = await upload(client, headers, media_dir / "a.mp4")  # 2 s: under the limit
+        response = await client.post("/api/v1/jobs", headers=headers,
+                                     json={"type": "join", "params": {"inputs": [a, a, a]}})
+        assert response.status_code == 422
+        assert "MEDIAFLOW_MAX_MEDIA_SECONDS" in response.text

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.main import create_app
 from core.config import Settings
 from core.plan.escape import escape_filter_value
 from core.webhooks import WebhookTargetRefused, check_target
 from tests.jobs.test_pipelines import FFmpegCounter
+from tests.utils.apps import other_app
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import SRT, duration, ffprobe, stream_types
 from tests.utils.users import new_user_headers
@@ -187,11 +187,8 @@ REFUSED_TARGETS = [
 
 @pytest.fixture(scope="module")
 async def strict_client(settings: Settings, db_engine: object):
-    strict = create_app(settings.model_copy(update={"webhook_allow_private": False}))
-    async with strict.router.lifespan_context(strict):
-        transport = httpx.ASGITransport(app=strict)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            yield client
+    async with other_app(settings, webhook_allow_private=False) as (client, _):
+        yield client
 
 
 async def test_private_webhook_targets_are_refused_by_default(

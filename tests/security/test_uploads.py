@@ -16,7 +16,6 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -25,10 +24,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.main import create_app
 from core.config import Settings
-from core.db import bind_tables
 from core.tables import MediaFile
+from tests.utils.apps import other_app
 from tests.utils.media import make_png, make_video
 from tests.utils.users import new_user_headers
 
@@ -121,21 +119,6 @@ async def named(module_client: httpx.AsyncClient, settings: Settings) -> Account
     return await Account(module_client, settings).start()
 
 
-@asynccontextmanager
-async def other_app(app: FastAPI, settings: Settings, **overrides: Any,
-                    ) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
-    """The API with changed settings (own lifespan); tables go back to the session engine."""
-    changed = settings.model_copy(update=overrides)
-    application = create_app(changed)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c, changed
-    finally:
-        bind_tables(app.state.engine)
-
-
 # --- item 1: playlists and protocol tricks ----------------------------------------------
 
 PLAYLISTS = {
@@ -181,7 +164,7 @@ async def test_gigantic_image_header_is_refused_before_decoding(account: Account
 async def test_media_longer_than_the_limit_is_422(
     app: FastAPI, settings: Settings, samples: dict[str, bytes], tmp_path: Path
 ) -> None:
-    async with other_app(app, settings, data_dir=tmp_path, max_media_seconds=1.0) as (c, s):
+    async with other_app(settings, data_dir=tmp_path, max_media_seconds=1.0) as (c, s):
         short = await Account(c, s).start()
         body = await short.refused(422, samples["2s.mp4"], "long.mp4")
         assert "limit" in body["detail"]

@@ -14,9 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
@@ -24,15 +22,14 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from api.main import create_app
 from core.config import Settings
-from core.db import bind_tables
 from core.filenames import content_disposition
 from core.tables import Job, MediaFile
 from tests.conftest import REPO, strong_secret
 from tests.probe.samples import ASS
 from tests.storage.backends import CREDENTIALS, make_s3_storage
 from tests.storage.conftest import moto_endpoint  # noqa: F401 (a fixture, reused)
+from tests.utils.apps import other_app
 from tests.utils.media import make_audio, make_png, make_video
 from tests.utils.users import new_user_headers
 
@@ -107,25 +104,6 @@ def multipart_body(data_chunks: Iterator[bytes], name: str = "big.mp4",
         yield tail
 
     return f"multipart/form-data; boundary={boundary}", body()
-
-
-@asynccontextmanager
-async def other_app(app: FastAPI, settings: Settings, **overrides: Any,
-                    ) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
-    """The API with changed settings (own lifespan), for limits the session app cannot show.
-
-    Its lifespan binds the tables to its own engine; they go back to the session
-    app's engine afterwards, so later tests keep a live connection pool.
-    """
-    changed = settings.model_copy(update=overrides)
-    application = create_app(changed)
-    try:
-        async with application.router.lifespan_context(application):
-            transport = httpx.ASGITransport(app=application)
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-                yield c, changed
-    finally:
-        bind_tables(app.state.engine)
 
 
 # --- the round trip --------------------------------------------------------------------
@@ -370,7 +348,7 @@ async def test_over_quota_is_413_and_leaves_nothing(
 ) -> None:
     png, mp4 = media["logo.png"].read_bytes(), media["clip.mp4"].read_bytes()
     quota = len(png) + len(mp4) // 2
-    async with other_app(app, settings, data_dir=tmp_path, user_quota_bytes=quota) as (c, s):
+    async with other_app(settings, data_dir=tmp_path, user_quota_bytes=quota) as (c, s):
         headers = await new_user_headers(c)
         uid = await user_id(c, headers)
         assert (await upload(c, headers, png, "logo.png")).status_code == 201
@@ -395,7 +373,7 @@ async def test_parallel_uploads_cannot_squeeze_past_the_quota(
     """Both pass the check before receiving; the check at insert time stops the second."""
     mp4 = media["clip.mp4"].read_bytes()
     quota = len(mp4) * 3 // 2
-    async with other_app(app, settings, data_dir=tmp_path, user_quota_bytes=quota) as (c, s):
+    async with other_app(settings, data_dir=tmp_path, user_quota_bytes=quota) as (c, s):
         headers = await new_user_headers(c)
         uid = await user_id(c, headers)
 
@@ -420,7 +398,7 @@ async def test_over_max_upload_bytes_is_413_while_streaming(
             sent += chunk
             yield b"\0" * chunk
 
-    async with other_app(app, settings, data_dir=tmp_path, max_upload_bytes=limit) as (c, s):
+    async with other_app(settings, data_dir=tmp_path, max_upload_bytes=limit) as (c, s):
         headers = await new_user_headers(c)
         uid = await user_id(c, headers)
         content_type, body = multipart_body(chunks())
@@ -504,7 +482,7 @@ async def test_s3_upload_download_and_presigned_redirect(
           "s3_region": CREDENTIALS["region"]}
     data = media["clip.mp4"].read_bytes()
     try:
-        async with other_app(app, settings, **s3, s3_presign=False) as (c, s):
+        async with other_app(settings, **s3, s3_presign=False) as (c, s):
             headers = await new_user_headers(c)
             uid = await user_id(c, headers)
             created = await upload(c, headers, data, "trip.mp4", "video/mp4")
@@ -521,7 +499,7 @@ async def test_s3_upload_download_and_presigned_redirect(
             assert stat is not None and stat.size == len(data)
             assert scratch_uploads(s) == []
 
-        async with other_app(app, settings, **s3, s3_presign=True) as (c, _):
+        async with other_app(settings, **s3, s3_presign=True) as (c, _):
             redirect = await c.get(url, headers=headers)
             assert redirect.status_code == 307
             location = redirect.headers["location"]

@@ -6,8 +6,8 @@ import socket
 
 import httpx
 
-from api.main import create_app
 from core.config import Settings
+from tests.utils.apps import other_app
 
 
 def free_port() -> int:
@@ -17,11 +17,8 @@ def free_port() -> int:
 
 
 async def health_of(settings: Settings) -> httpx.Response:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.get("/api/v1/health")
+    async with other_app(settings) as (client, _):
+        return await client.get("/api/v1/health")
 
 
 async def test_health_ok(client: httpx.AsyncClient) -> None:
