@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 console = Console()
+bars = Console(stderr=True)  # progress on stderr: stdout stays parseable
 TERMINAL = {"completed", "failed", "cancelled"}
 CHUNK = 1024 * 1024
 
@@ -141,7 +142,7 @@ def _file_chunks(path: Path, progress: Progress, task: TaskID) -> Iterator[bytes
 
 def _transfer_progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), TimeRemainingColumn(), console=console)
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=bars)
 
 
 def upload(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
@@ -221,7 +222,7 @@ def watch(job_id: str) -> None:
     api = Api()
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TextColumn("{task.fields[eta]}"),
-                  console=console) as progress:
+                  console=bars) as progress:
         task = progress.add_task(job_id[:8], total=100, eta="")
         while True:
             job = api.request("GET", f"/jobs/{job_id}").json()
