@@ -19,9 +19,9 @@ from tests.utils.media import duration, ffprobe, make_video
 pytestmark = pytest.mark.slow
 
 
-def client(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess:
+def client(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
-                          input=stdin, capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_login_upload_submit_watch_download(tmp_path: Path) -> None:
