@@ -17,6 +17,7 @@ import typer
 from core.config import Settings
 from tests.deploy.static import (
     REPO,
+    MissingVariable,
     compose_values,
     environment_of,
     healthcheck_test,
@@ -319,7 +320,8 @@ def test_no_literal_secrets() -> None:
         for key, value in environment_of(service).items():
             if SECRET_KEY.search(key):
                 found = interpolations(value)
-                assert len(found) == 1 and value.strip() == value and value.startswith("${"), (
+                whole = value.startswith("${") and value.endswith("}")
+                assert len(found) == 1 and whole, (
                     f"{name}.{key} must be exactly one interpolation, got {value!r}"
                 )
                 assert found[0][1] == ":?", f"{name}.{key} must be ${{NAME:?message}}"
@@ -418,8 +420,6 @@ def test_minio_setup_prepares_the_bucket_and_keys_mediaflow_uses() -> None:
 
 
 def test_compose_refuses_to_start_without_secrets() -> None:
-    from tests.deploy.static import MissingVariable
-
     with pytest.raises(MissingVariable, match="MEDIAFLOW_JWT_SECRET"):
         resolved_compose(env={name: "x" for name in required_variables()
                               if name != "MEDIAFLOW_JWT_SECRET"})
