@@ -397,3 +397,15 @@ class DockerIgnore:
             if any(regex.match(candidate) for candidate in candidates):
                 verdict = exclude
         return verdict
+
+
+def tool(name: str) -> str:
+    """A linter installed by the test extras: beside this Python (the venv) or on PATH."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is missing: make test installs it with the test extras"
+    return found

@@ -7,7 +7,6 @@ that holds every file the COPYs and ``pip install .`` need, and no secrets.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tomllib
 
@@ -21,6 +20,7 @@ from tests.deploy.static import (
     DockerIgnore,
     copy_sources,
     parse_dockerfile,
+    tool,
 )
 
 DOCKERFILES = {"cpu": DOCKERFILE, "gpu": GPU_DOCKERFILE}
@@ -173,10 +173,9 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
         assert not ignore.excluded(path), f"{path} is missing from the build context"
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed")
 def test_hadolint_is_clean() -> None:
     result = subprocess.run(
-        ["hadolint", "--no-color", str(DOCKERFILE), str(GPU_DOCKERFILE)],
+        [tool("hadolint"), "--no-color", str(DOCKERFILE), str(GPU_DOCKERFILE)],
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

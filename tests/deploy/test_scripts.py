@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.static import REPO
+from tests.deploy.static import REPO, tool
 
 SCRIPTS = sorted((REPO / "docker").rglob("*.sh"))
 
@@ -32,9 +31,8 @@ def test_script_is_posix_sh_with_errexit(script: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 def test_shellcheck_is_clean() -> None:
-    result = subprocess.run(["shellcheck", "-s", "sh", *map(str, SCRIPTS)],
+    result = subprocess.run([tool("shellcheck"), "-s", "sh", *map(str, SCRIPTS)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
