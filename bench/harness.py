@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,23 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from cli.devstack import free_ports
 from core.jobspec import JobSpec
 from core.plan import compile_plan
 from core.plan.media import MediaInfo
 
 REPO = Path(__file__).resolve().parent.parent
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25,

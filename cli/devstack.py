@@ -50,6 +50,18 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """Ports free right now (held together so they differ), for tests and benchmarks."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def temporal_binary() -> str:
     beside_python = Path(sys.executable).parent / "temporal"
     if beside_python.exists():

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.test_dev import free_ports, start_dev, wait_healthy
+from cli.devstack import free_ports
+from tests.cli.test_dev import start_dev, wait_healthy
 from tests.conftest import REPO
 from tests.utils.media import duration, ffprobe, make_video
 

@@ -14,20 +14,10 @@ import httpx
 import psutil
 import pytest
 
+from cli.devstack import free_ports
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def start_dev(data_dir: Path, api: int, temporal: int, ui: int) -> subprocess.Popen:

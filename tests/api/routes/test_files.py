@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from cli.devstack import free_ports
 from core.config import Settings
 from core.filenames import content_disposition
 from core.tables import Job, MediaFile
@@ -518,12 +518,6 @@ async def test_s3_upload_download_and_presigned_redirect(
 # --- memory --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def padded_mp4(mp4: bytes, total: int, chunk: int = MIB) -> Iterator[bytes]:
     """A real MP4 followed by one ``free`` box, ``total`` bytes in all: ffprobe skips the
     box, so the upload is accepted and stored like any large video."""
@@ -553,7 +547,7 @@ async def test_a_large_upload_does_not_grow_the_api_process(
     pg_url: str, settings: Settings, media: dict[str, Path], tmp_path: Path
 ) -> None:
     """The real API (uvicorn, one process) receives 200 MiB; its RSS must stay flat."""
-    port, size = free_port(), 200 * MIB
+    port, size = free_ports(1)[0], 200 * MIB
     env = {**os.environ, "MEDIAFLOW_ENV": "test", "MEDIAFLOW_DATABASE_URL": pg_url,
            "MEDIAFLOW_JWT_SECRET": strong_secret(), "MEDIAFLOW_DATA_DIR": str(tmp_path / "data"),
            "MEDIAFLOW_TEMPORAL_ADDRESS": settings.temporal_address,

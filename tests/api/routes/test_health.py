@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 
+from cli.devstack import free_ports
 from core.config import Settings
 from tests.utils.apps import other_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def health_of(settings: Settings) -> httpx.Response:
@@ -30,7 +23,7 @@ async def test_health_ok(client: httpx.AsyncClient) -> None:
 
 async def test_database_down_is_503(settings: Settings) -> None:
     down = settings.model_copy(update={
-        "database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"})
+        "database_url": f"postgresql://postgres@127.0.0.1:{free_ports(1)[0]}/nothing"})
     response = await health_of(down)
     assert response.status_code == 503
     checks = response.json()["checks"]
@@ -38,7 +31,7 @@ async def test_database_down_is_503(settings: Settings) -> None:
 
 
 async def test_temporal_down_is_503(settings: Settings) -> None:
-    down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_ports(1)[0]}"})
     response = await health_of(down)
     assert response.status_code == 503
     checks = response.json()["checks"]
