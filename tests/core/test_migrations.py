@@ -17,7 +17,8 @@ from tests.conftest import PG_SERVER, REPO, create_database, drop_database, run_
 
 TABLES = {"mf_user", "mf_api_key", "mf_refresh_token", "mf_job", "mf_media_file",
           "mf_operation_log"}
-COMPOSITE_INDEXES = {"mf_job_user_status", "mf_job_user_idempotency", "mf_media_file_user_kind"}
+COMPOSITE_INDEXES = {"mf_job_user_status", "mf_job_user_idempotency", "mf_media_file_user_kind",
+                     "mf_user_email_lower", "mf_user_username_lower"}
 
 
 def piccolo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -104,6 +105,16 @@ async def test_table_round_trips(db_engine: object) -> None:
         pass
     else:
         raise AssertionError("a second job with the same idempotency key was accepted")
+
+    # emails and usernames are unique whatever their case, in the database itself
+    for clash in ({"email": user.email.upper(), "username": uuid.uuid4().hex[:12]},
+                  {"email": f"{uuid.uuid4().hex[:8]}@example.com",
+                   "username": user.username.upper()}):
+        try:
+            await User(hashed_password="x", **clash).save()
+        except asyncpg.UniqueViolationError:
+            continue
+        raise AssertionError(f"a case-only duplicate was accepted: {clash}")
 
     await User.delete().where(User.id == user.id)  # cascades
     assert not await Job.exists().where(Job.id == job.id)
