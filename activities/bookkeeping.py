@@ -92,7 +92,11 @@ class BookkeepingActivities:
             values[Job.started_at] = now()
         if update.set_completed:
             values[Job.completed_at] = now()
-        await Job.update(values).where(Job.id == uuid.UUID(update.job_id))
+        query = Job.update(values).where(Job.id == uuid.UUID(update.job_id))
+        if update.status not in TERMINAL:
+            # a late "processing"/"paused" write never buries an ending already recorded
+            query = query.where(Job.status.not_in(list(TERMINAL)))
+        await query
 
     @activity.defn(name="prepare_job")
     async def prepare_job(self, job: JobInput) -> PreparedJob:
@@ -104,7 +108,7 @@ class BookkeepingActivities:
             Job.status: "processing", Job.started_at: now(), Job.updated_at: now(),
             Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
                            "step": steps[0].step_id if steps else None},
-        }).where(Job.id == uuid.UUID(job.job_id))
+        }).where(Job.id == uuid.UUID(job.job_id), Job.status.not_in(list(TERMINAL)))
         gpu = job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
         return PreparedJob(steps=steps, gpu_available=gpu)
 

@@ -180,8 +180,7 @@ class FFmpegActivities:
                 stderr_tail.append(raw.decode(errors="replace").rstrip())
 
         stderr_task = asyncio.create_task(drain_stderr())
-        signal_every = max(1.0, step.expected_seconds / 500)
-        last_signal = last_beat = 0.0
+        started = last_signal = last_beat = time.monotonic()
         try:
             assert proc.stdout is not None
             while raw := await self._next_line(proc.stdout):
@@ -191,7 +190,9 @@ class FFmpegActivities:
                 if now - last_beat >= HEARTBEAT_EVERY or parser.ended:
                     activity.heartbeat({"percent": parser.percent, "speed": parser.speed})
                     last_beat = now
-                if now - last_signal >= signal_every:
+                # the gap grows with the elapsed time: a few hundred signals even for an
+                # hours-long encode, far below Temporal's history limits
+                if now - last_signal >= max(1.0, (now - started) / 50):
                     await self._signal_progress(step, parser, attempt)
                     last_signal = now
             returncode = await proc.wait()
@@ -247,6 +248,9 @@ class FFmpegActivities:
         scratch.mkdir(parents=True)
         started = time.monotonic()
         activity.heartbeat({"percent": 0})
+        # downloads, the output probe and uploads print no progress: keep the heartbeat (and
+        # with it cancellation) flowing through them; ffmpeg's own silence is the watchdog's
+        keepalive = asyncio.create_task(_keep_heartbeating())
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             keys = await file_storage_keys(request.user_id, file_ids)
@@ -274,9 +278,16 @@ class FFmpegActivities:
                 probe=probe.raw or {},
             )
         finally:
+            keepalive.cancel()
             shutil.rmtree(scratch, ignore_errors=True)
             with contextlib.suppress(OSError):
                 scratch.parent.rmdir()  # the job's scratch root, once empty
+
+
+async def _keep_heartbeating(every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        activity.heartbeat()
 
 
 _LIBC = ctypes.CDLL("libc.so.6", use_errno=True) if sys.platform == "linux" else None

@@ -17,6 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    RetryState,
     TimeoutType,
     is_cancelled_exception,
 )
@@ -43,13 +44,18 @@ BOOKKEEPING_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=15),
                                 non_retryable_error_types=NON_RETRYABLE)
 
 
-async def bookkeeping(name: str, arg: Any, result_type: type | None = None) -> Any:
+async def bookkeeping(name: str, arg: Any, result_type: type | None = None, *,
+                      finish_before_cancel: bool = False) -> Any:
     """A database activity on mediaflow-jobs: retried while the database is away (up to
-    30 minutes), never for data it refuses."""
+    30 minutes), never for data it refuses. With ``finish_before_cancel`` a cancel that
+    arrives meanwhile waits for it (and then loses: publishing outputs is the point of no
+    return)."""
     return await workflow.execute_activity(
         name, arg, result_type=result_type, task_queue=JOBS_QUEUE,
         start_to_close_timeout=timedelta(seconds=60),
         schedule_to_close_timeout=timedelta(minutes=30), retry_policy=BOOKKEEPING_RETRY,
+        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+        if finish_before_cancel else workflow.ActivityCancellationType.TRY_CANCEL,
     )
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
@@ -214,9 +220,11 @@ class MediaJobWorkflow:
         except ActivityError as exc:
             if not is_cancelled_exception(exc):
                 code, message = failure_of(exc)
+                exhausted = exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
                 await self._log(OperationRecord(
                     job_id=job.job_id, step=step.index, step_id=step.step_id,
                     operation_type=step.op, pool=request.pool, success=False,
+                    attempt=STEP_RETRY.maximum_attempts if exhausted else 1,
                     duration=(workflow.now() - started).total_seconds(),
                     error_details=f"{code}: {message}"[:4000], argv=step.argv,
                     started_at=started.isoformat(),
@@ -256,7 +264,8 @@ class MediaJobWorkflow:
         )
         self._status = "completed"
         request.progress = self.progress()
-        output_ids: list[str] = await bookkeeping("finalize_job", request, list[str])
+        output_ids: list[str] = await bookkeeping("finalize_job", request, list[str],
+                                                   finish_before_cancel=True)
         await self._upsert_status("completed")
         return output_ids
 

@@ -82,9 +82,16 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
         raise unprocessable([exc.error]) from exc
 
 
-async def active_job_count(user_id: uuid.UUID) -> int:
-    return await Job.count().where(Job.user == user_id,
-                                   Job.status.is_in(["pending", "processing", "paused"]))
+async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool:
+    """Whether the user already has ``limit`` pending, processing or paused jobs. At the
+    limit, rows whose workflow an operator terminated in the Temporal UI are reconciled
+    first, so they stop counting."""
+    active = [Job.user == user_id, Job.status.is_in(["pending", "processing", "paused"])]
+    if await Job.count().where(*active) < limit:
+        return False
+    rows = await Job.select().where(*active).output(load_json=True)
+    await asyncio.gather(*(jobctl.reconcile(temporal, row) for row in rows))
+    return await Job.count().where(*active) >= limit
 
 
 async def existing_for_key(user_id: uuid.UUID, key: str) -> dict | None:
@@ -106,7 +113,7 @@ async def submit_job(
         existing = await existing_for_key(user.id, idempotency_key)
         if existing is not None:
             return JSONResponse(job_public(existing), status_code=200)
-    if await active_job_count(user.id) >= settings.max_active_jobs_per_user:
+    if await at_job_limit(user.id, settings.max_active_jobs_per_user, temporal):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=f"at most {settings.max_active_jobs_per_user} jobs may run at once",

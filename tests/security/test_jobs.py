@@ -181,3 +181,22 @@ async def test_too_much_media_in_one_job_is_422(
                                      json={"type": "join", "params": {"inputs": [a, a, a]}})
         assert response.status_code == 422
         assert "MEDIAFLOW_MAX_MEDIA_SECONDS" in response.text
+
+
+async def test_jobs_terminated_in_temporal_stop_counting_against_the_limit(
+    settings: Settings, db_engine: object, media_dir: Path, temporal_env
+) -> None:
+    async with other_app(settings, max_active_jobs_per_user=1) as (client, _):
+        headers = await new_user_headers(client)
+        video = await upload(client, headers, media_dir / "long.mp4")
+        spec = {"type": "text_overlay", "params": {"video": video, "text": "x"},
+                "output": {"preset": "veryslow"}}
+        first = await submit(client, headers, spec)
+        await temporal_env.client.get_workflow_handle(first["workflow_id"]).terminate("test")
+        second = await client.post("/api/v1/jobs", headers=headers, json=spec)
+        assert second.status_code == 202, second.text
+        listed = (await client.get("/api/v1/jobs", headers=headers,
+                                   params={"status": "cancelled"})).json()
+        assert [job["id"] for job in listed["items"]] == [first["id"]]
+        await client.post(f"/api/v1/jobs/{second.json()['id']}/cancel", headers=headers)
+        await wait_for(client, headers, second.json()["id"])
