@@ -8,6 +8,7 @@ GPU poller.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from temporalio.client import Client
 from activities.worker import build_workers
 from core.config import Settings
 from core.storage import get_storage
+from core.temporal import gpu_workers_polling
 from tests.conftest import ISOLATED_NAMESPACE
 from tests.utils.apps import other_app
 from tests.utils.jobs import download, submit, upload, wait_for
@@ -44,6 +46,13 @@ async def start_workers(settings: Settings, pools: list[str]) -> contextlib.Asyn
         for w in build_workers(client, settings, get_storage(settings), pool=pool, concurrency=1,
                                poll_jobs_queue=position == 0):
             await stack.enter_async_context(w)
+    if "gpu" in pools:  # the server lists a poller only once its first poll arrived
+        for _ in range(100):
+            if await gpu_workers_polling(client):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the GPU worker never showed up as a poller")
     return stack
 
 
