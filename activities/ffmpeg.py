@@ -116,6 +116,8 @@ def classify_failure(returncode: int, stderr_tail: str) -> ApplicationError:
 class FFmpegActivities:
     #: below the workflow's 30 s heartbeat timeout, so we give up before Temporal does
     stall_seconds: float = 25.0
+    #: heartbeat period while no ffmpeg progress flows (transfers, probing)
+    keepalive_seconds: float = 5.0
 
     def __init__(self, settings: Settings, storage: Storage, pool: str) -> None:
         self.settings = settings
@@ -250,7 +252,7 @@ class FFmpegActivities:
         activity.heartbeat({"percent": 0})
         # downloads, the output probe and uploads print no progress: keep the heartbeat (and
         # with it cancellation) flowing through them; ffmpeg's own silence is the watchdog's
-        keepalive = asyncio.create_task(_keep_heartbeating())
+        keepalive = asyncio.create_task(_keep_heartbeating(self.keepalive_seconds))
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             keys = await file_storage_keys(request.user_id, file_ids)
@@ -284,7 +286,7 @@ class FFmpegActivities:
                 scratch.parent.rmdir()  # the job's scratch root, once empty
 
 
-async def _keep_heartbeating(every: float = 5.0) -> None:
+async def _keep_heartbeating(every: float) -> None:
     while True:
         await asyncio.sleep(every)
         activity.heartbeat()

@@ -200,3 +200,49 @@ async def test_jobs_terminated_in_temporal_stop_counting_against_the_limit(
         assert [job["id"] for job in listed["items"]] == [first["id"]]
         await client.post(f"/api/v1/jobs/{second.json()['id']}/cancel", headers=headers)
         await wait_for(client, headers, second.json()["id"])
+
+
+class SlowRemoteStorage:
+    """Local storage that behaves like a slow remote store: no local path, and a transfer
+    that takes a while. (A slow network is the one thing here we cannot cause for real.)"""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    def local_path(self, key: str):
+        return None
+
+    async def download_to(self, key: str, path: Path) -> None:
+        await asyncio.sleep(self.delay)
+        await self.inner.download_to(key, path)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+async def test_the_step_heartbeats_through_a_slow_download(
+    settings: Settings, media_dir: Path
+) -> None:
+    storage = get_storage(settings)
+    key = f"users/test/files/{uuid.uuid4()}"
+    await storage.put_file(key, media_dir / "b.mp4")
+    activities = FFmpegActivities(settings, SlowRemoteStorage(storage, 2.0), "cpu")
+    activities.keepalive_seconds = 0.3
+    step = StepSpec(index=0, step_id="slow", op="join",
+                    argv=["ffmpeg", "-nostdin", "-progress", "pipe:1", "-protocol_whitelist",
+                          "file", "-f", "mov", "-i", "{in0}", "-c", "copy", "-f", "mp4",
+                          "{out}"],
+                    sources=[StepSource(placeholder="in0", filename="in0.mp4", step_id="prev")],
+                    output_ext="mp4", output_name="out.mp4", expected_seconds=1.5)
+    request = StepInput(job_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), step=step,
+                        pool="cpu", earlier_outputs={"prev": key})
+    beats: list[float] = []
+    env = ActivityEnvironment()
+    env.on_heartbeat = lambda *details: beats.append(asyncio.get_running_loop().time())
+    started = asyncio.get_running_loop().time()
+    result = await env.run(activities.run_ffmpeg_step, request)
+    assert result.size > 0
+    during_download = [t for t in beats if t - started < 2.0]
+    assert len(during_download) >= 4, beats  # the initial beat plus the keepalive
+    await storage.delete(result.storage_key)
+    await storage.delete(key)
