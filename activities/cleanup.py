@@ -24,11 +24,13 @@ from temporalio.client import (
 )
 
 from core.config import Settings
+from core.reconcile import reconcile_quiet_jobs
 from core.storage import Storage
 from core.tables import MediaFile
 from workflows.names import JOBS_QUEUE
 from workflows.purge import PURGE_SCHEDULE_ID, PURGE_WORKFLOW_TYPE
-from workflows.types import PurgeInput, PurgeResult
+from workflows.reconcile import RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW_TYPE
+from workflows.types import PurgeInput, PurgeResult, ReconcileInput
 
 log = logging.getLogger("mediaflow.cleanup")
 
@@ -55,21 +57,33 @@ class CleanupActivities:
         return result
 
 
-async def ensure_purge_schedule(client: Client, settings: Settings) -> None:
-    """Create the purge schedule once; an existing one (maybe edited by an operator) stays."""
+async def ensure_schedule(client: Client, schedule_id: str, workflow_type: str,
+                          arg: object, every: timedelta) -> None:
+    """Create a housekeeping schedule once; an existing one (maybe edited or paused by an
+    operator in the Temporal UI) stays as it is."""
     try:
-        await client.create_schedule(
-            PURGE_SCHEDULE_ID,
-            Schedule(
-                action=ScheduleActionStartWorkflow(
-                    PURGE_WORKFLOW_TYPE,
-                    PurgeInput(retention_seconds=settings.purge_retention_seconds),
-                    id=PURGE_SCHEDULE_ID, task_queue=JOBS_QUEUE,
-                ),
-                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(
-                    every=timedelta(seconds=settings.purge_interval_seconds))]),
-            ),
-        )
-        log.info("created schedule %s", PURGE_SCHEDULE_ID)
+        await client.create_schedule(schedule_id, Schedule(
+            action=ScheduleActionStartWorkflow(workflow_type, arg, id=schedule_id,
+                                               task_queue=JOBS_QUEUE),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        ))
+        log.info("created schedule %s", schedule_id)
     except ScheduleAlreadyRunningError:
         pass
+
+
+async def ensure_purge_schedule(client: Client, settings: Settings) -> None:
+    await ensure_schedule(client, PURGE_SCHEDULE_ID, PURGE_WORKFLOW_TYPE,
+                          PurgeInput(retention_seconds=settings.purge_retention_seconds),
+                          timedelta(seconds=settings.purge_interval_seconds))
+
+
+async def ensure_reconcile_schedule(client: Client) -> None:
+    await ensure_schedule(client, RECONCILE_SCHEDULE_ID, RECONCILE_WORKFLOW_TYPE,
+                          ReconcileInput(), timedelta(minutes=1))
+
+
+@activity.defn(name="reconcile_quiet_jobs")
+async def reconcile_quiet_jobs_activity(request: ReconcileInput) -> int:
+    return await reconcile_quiet_jobs(activity.client(), quiet_seconds=request.quiet_seconds,
+                                      limit=request.limit)

@@ -18,7 +18,12 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.bookkeeping import BookkeepingActivities
-from activities.cleanup import CleanupActivities, ensure_purge_schedule
+from activities.cleanup import (
+    CleanupActivities,
+    ensure_purge_schedule,
+    ensure_reconcile_schedule,
+    reconcile_quiet_jobs_activity,
+)
 from activities.ffmpeg import FFmpegActivities
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
@@ -26,6 +31,7 @@ from core.storage import Storage, get_storage
 from workflows.media_job import MediaJobWorkflow
 from workflows.names import JOBS_QUEUE, POOL_QUEUES
 from workflows.purge import PurgeDeletedFilesWorkflow
+from workflows.reconcile import ReconcileJobsWorkflow
 
 log = logging.getLogger("mediaflow.worker")
 
@@ -54,11 +60,11 @@ def build_workers(
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
-        workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow],
+        workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow],
         activities=[
             books.update_job_status, books.prepare_job, books.record_operation,
             books.finalize_job, books.discard_outputs, books.deliver_webhook,
-            cleanup.purge_deleted_files,
+            cleanup.purge_deleted_files, reconcile_quiet_jobs_activity,
         ],
         max_concurrent_activities=20,
     )
@@ -84,6 +90,7 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
         loop.add_signal_handler(sig, stop.set)
     workers = build_workers(client, settings, storage, pool=pool, concurrency=concurrency)
     await ensure_purge_schedule(client, settings)
+    await ensure_reconcile_schedule(client)
     log.info("worker pool=%s polling %s and %s (%d slots)",
              pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency)
     try:

@@ -8,26 +8,19 @@ workflow's ``progress`` query. Anything an operator did in the Temporal UI or CL
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import uuid
 from typing import Any
 
 from fastapi import HTTPException, status
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
 from core.jobview import TERMINAL_STATUSES, job_public
+from core.reconcile import reconcile
 from core.tables import Job
 
 QUERY_TIMEOUT = 3.0
-CLOSED_AS = {
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "cancelled",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
-}
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -75,31 +68,6 @@ async def live_view(temporal: Client | None, row: dict[str, Any]) -> dict[str, A
             return job_public(fresh)
         return job_public(fresh, {**progress, "status": fresh["status"]})
     return job_public(row, progress)
-
-
-async def reconcile(temporal: Client, row: dict[str, Any]) -> dict[str, Any]:
-    """Bring a non-terminal row in line with a workflow that closed without telling us
-    (terminated or reset from the Temporal UI/CLI)."""
-    try:
-        description = await asyncio.wait_for(handle_of(temporal, row).describe(), QUERY_TIMEOUT)
-    except (RPCError, TimeoutError):
-        return row
-    status_ = description.status
-    closed_as = CLOSED_AS.get(status_) if status_ else None
-    if status_ is None or closed_as is None:
-        return row
-    fresh = await load_job(str(row["id"]), None)
-    if fresh["status"] in TERMINAL_STATUSES:
-        return fresh
-    error = None if closed_as == "completed" else {
-        "code": "Terminated" if status_ == WorkflowExecutionStatus.TERMINATED
-        else "WorkflowClosed",
-        "message": f"the workflow was {status_.name.lower()} outside mediaflow",
-    }
-    now = dt.datetime.now(dt.UTC)
-    await Job.update({Job.status: closed_as, Job.error: error, Job.completed_at: now,
-                      Job.updated_at: now}).where(Job.id == row["id"])
-    return await load_job(str(row["id"]), None)
 
 
 def require_active(row: dict[str, Any]) -> None:

@@ -159,3 +159,9 @@ class PurgeInput:
 class PurgeResult:
     files: int = 0
     bytes: int = 0
+
+
+@dataclass
+class ReconcileInput:
+    quiet_seconds: float = 60.0
+    limit: int = 200

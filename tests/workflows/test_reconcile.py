@@ -1,0 +1,49 @@
+"""Jobs terminated in Temporal are ended in the database by the reconcile sweep, even
+when nobody reads them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from activities.cleanup import ensure_reconcile_schedule
+from tests.utils.jobs import submit, upload
+from workflows.names import JOBS_QUEUE
+from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileJobsWorkflow
+from workflows.types import ReconcileInput
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_a_terminated_job_is_ended_without_being_read(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+) -> None:
+    video = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {"type": "text_overlay",
+                                         "params": {"video": video, "text": "x"},
+                                         "output": {"preset": "veryslow"}})
+    await temporal_env.client.get_workflow_handle(job["workflow_id"]).terminate("operator")
+    await asyncio.sleep(0.5)
+    listed = (await client.get("/api/v1/jobs", headers=headers)).json()
+    assert listed["items"][0]["status"] in ("pending", "processing")  # lists don't reconcile
+
+    ended = await temporal_env.client.execute_workflow(
+        ReconcileJobsWorkflow.run, ReconcileInput(quiet_seconds=0),
+        id=f"reconcile-test-{uuid.uuid4().hex[:8]}", task_queue=JOBS_QUEUE)
+    assert ended >= 1
+    listed = (await client.get("/api/v1/jobs", headers=headers,
+                               params={"status": "cancelled"})).json()
+    [row] = [item for item in listed["items"] if item["id"] == job["id"]]
+    assert row["error"]["code"] == "Terminated" and row["completed_at"]
+
+
+async def test_the_reconcile_schedule_is_created_once(temporal_env) -> None:
+    await ensure_reconcile_schedule(temporal_env.client)
+    await ensure_reconcile_schedule(temporal_env.client)
+    description = await temporal_env.client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
+    assert description.schedule.action.workflow == "ReconcileJobsWorkflow"
+    assert description.schedule.spec.intervals[0].every.total_seconds() == 60
