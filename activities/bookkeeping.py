@@ -18,6 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
+from core.jobview import TERMINAL_STATUSES
 from core.storage import Storage
 from core.tables import Job, MediaFile, OperationLog
 from core.temporal import gpu_workers_polling
@@ -30,30 +31,12 @@ from workflows.types import (
     WebhookInput,
 )
 
-TERMINAL = {"completed", "failed", "cancelled"}
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-async def file_storage_keys(user_id: str, file_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """file id → (storage key, display name) for live files of ``user_id``."""
-    if not file_ids:
-        return {}
-    rows = await MediaFile.select(MediaFile.id, MediaFile.storage_key, MediaFile.filename).where(
-        MediaFile.id.is_in([uuid.UUID(f) for f in file_ids]),
-        MediaFile.user == uuid.UUID(user_id),
-        MediaFile.is_deleted.eq(False),
-    )
-    found = {str(r["id"]): (r["storage_key"], r["filename"]) for r in rows}
-    missing = [f for f in file_ids if f not in found]
-    if missing:
-        raise ApplicationError(f"input files are gone: {', '.join(missing)}", type="InvalidParams",
-                               non_retryable=True)
-    return found
 
 
 def data_errors_are_final(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -93,9 +76,9 @@ class BookkeepingActivities:
         if update.set_completed:
             values[Job.completed_at] = now()
         query = Job.update(values).where(Job.id == uuid.UUID(update.job_id))
-        if update.status not in TERMINAL:
+        if update.status not in TERMINAL_STATUSES:
             # a late "processing"/"paused" write never buries an ending already recorded
-            query = query.where(Job.status.not_in(list(TERMINAL)))
+            query = query.where(Job.status.not_in(list(TERMINAL_STATUSES)))
         await query
 
     @activity.defn(name="prepare_job")
@@ -108,7 +91,7 @@ class BookkeepingActivities:
             Job.status: "processing", Job.started_at: now(), Job.updated_at: now(),
             Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
                            "step": steps[0].step_id if steps else None},
-        }).where(Job.id == uuid.UUID(job.job_id), Job.status.not_in(list(TERMINAL)))
+        }).where(Job.id == uuid.UUID(job.job_id), Job.status.not_in(list(TERMINAL_STATUSES)))
         gpu = job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
         return PreparedJob(steps=steps, gpu_available=gpu)
 

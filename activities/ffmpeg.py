@@ -26,6 +26,7 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.planning import live_inputs
 from core.config import Settings
 from core.ffmpeg import ffmpeg_path
 from core.jobplan import plan_step
@@ -125,7 +126,7 @@ class FFmpegActivities:
         self.pool = pool
 
     async def _materialise(self, request: StepInput, scratch: Path,
-                           file_keys: dict[str, tuple[str, str]]) -> tuple[PlanStep, dict]:
+                           inputs: dict[str, dict]) -> tuple[PlanStep, dict]:
         """Place every input and scratch file under its planned name; returns the compiler's
         step and the placeholder → path mapping."""
         step = plan_step(request.step)
@@ -135,7 +136,7 @@ class FFmpegActivities:
                 key = request.earlier_outputs[source.step_id]
             else:
                 assert source.file_id is not None
-                key = file_keys[source.file_id][0]
+                key = inputs[source.file_id]["storage_key"]
             target = Path(paths[source.placeholder])
             local = self.storage.local_path(key)
             if local is not None and local.exists():
@@ -239,8 +240,6 @@ class FFmpegActivities:
 
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
-        from activities.bookkeeping import file_storage_keys  # DB read of the inputs' keys
-
         info = activity.info()
         step = request.step
         job_scratch = self.settings.scratch_root / request.job_id
@@ -255,8 +254,8 @@ class FFmpegActivities:
         keepalive = asyncio.create_task(_keep_heartbeating(self.keepalive_seconds))
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
-            keys = await file_storage_keys(request.user_id, file_ids)
-            plan, paths = await self._materialise(request, scratch, keys)
+            inputs = await live_inputs(request.user_id, file_ids)
+            plan, paths = await self._materialise(request, scratch, inputs)
             parser, decoder, template = await self._run_variants(plan, paths, step, scratch,
                                                                  info.attempt)
             out = scratch / step.output_name

@@ -13,7 +13,7 @@ from typing import Any
 from core.jobspec import JobSpec, SpecError
 from core.plan import compile_plan
 from core.plan.media import MediaInfo
-from core.plan.model import Plan, PlanStep
+from core.plan.model import Plan, PlanInput, PlanStep
 from core.tables import MediaFile
 from workflows.types import StepSource, StepSpec
 
@@ -93,8 +93,6 @@ def step_spec(step: PlanStep, output_filename: str = "") -> StepSpec:
 
 def plan_step(spec: StepSpec) -> PlanStep:
     """Back from the workflow's dataclass to the compiler's, to render argv."""
-    from core.plan.model import PlanInput
-
     return PlanStep(
         index=spec.index, id=spec.step_id, op=spec.op, covers=list(spec.covers),
         pool_hint="gpu-capable" if spec.gpu_capable else "cpu",

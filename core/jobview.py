@@ -7,6 +7,7 @@ from typing import Any
 
 PROGRESS_KEYS = ("percent", "step", "steps_done", "steps_total", "eta_seconds", "speed")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+ACTIVE_STATUSES = ("pending", "processing", "paused")
 
 
 def public_progress(progress: dict | None, status: str) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from core.jobview import TERMINAL_STATUSES
+from core.jobview import ACTIVE_STATUSES, TERMINAL_STATUSES
 from core.tables import Job
 
 DESCRIBE_TIMEOUT = 3.0
-ACTIVE_STATUSES = ["pending", "processing", "paused"]
 CLOSED_AS = {
     WorkflowExecutionStatus.COMPLETED: "completed",
     WorkflowExecutionStatus.CANCELED: "cancelled",
@@ -63,7 +62,7 @@ async def reconcile_quiet_jobs(client: Client, *, quiet_seconds: float, limit: i
     many were ended."""
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=quiet_seconds)
     rows = await Job.select().where(
-        Job.status.is_in(ACTIVE_STATUSES), Job.updated_at <= cutoff,
+        Job.status.is_in(list(ACTIVE_STATUSES)), Job.updated_at <= cutoff,
     ).order_by(Job.updated_at).limit(limit).output(load_json=True)
     ended = 0
     for row in rows:

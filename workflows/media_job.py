@@ -113,11 +113,12 @@ class MediaJobWorkflow:
             "step": current.step_id if current else None,
             "steps_done": self._done,
             "steps_total": len(self._steps),
-            "eta_seconds": self._eta(total - done),
+            "eta_seconds": self._eta(),
             "speed": self._speed,
         }
 
-    def _eta(self, remaining_weight: float) -> float | None:
+    def _eta(self) -> float | None:
+        """Seconds of media still to produce, at the current step's speed."""
         if self._status != "processing" or not self._speed or self._speed <= 0:
             return None
         seconds_of_media = sum(s.expected_seconds for s in self._steps[self._done:])

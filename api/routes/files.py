@@ -27,6 +27,7 @@ from api.deps import CurrentUser, SettingsDep, StorageDep
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
 from core.filenames import content_disposition, display_name, storable_original
+from core.jobview import ACTIVE_STATUSES
 from core.probe import MediaRejected, ProbeUnavailable, probe_file
 from core.storage import Storage
 from core.tables import Job, MediaFile
@@ -34,7 +35,6 @@ from core.tables import Job, MediaFile
 router = APIRouter(prefix="/files", tags=["files"])
 
 Kind = Literal["video", "audio", "image", "subtitle"]
-ACTIVE_JOB_STATUSES = ["pending", "processing", "paused"]
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing when judging a declared Content-Length."""
@@ -322,7 +322,7 @@ async def delete_file(file_id: str, user: CurrentUser) -> Response:
     """Soft delete: the bytes are purged later by the scheduled cleanup."""
     row = await load_file(file_id, user.id)
     active = await Job.select(Job.id, Job.input_files).where(
-        Job.user == user.id, Job.status.is_in(ACTIVE_JOB_STATUSES)).output(load_json=True)
+        Job.user == user.id, Job.status.is_in(list(ACTIVE_STATUSES))).output(load_json=True)
     if any(str(row["id"]) in map(str, j["input_files"] or []) for j in active):
         raise HTTPException(status.HTTP_409_CONFLICT, detail="a running job uses this file")
     now = dt.datetime.now(dt.UTC)

@@ -25,7 +25,8 @@ from api.deps import CurrentUser, SettingsDep, TemporalDep
 from core.config import Settings
 from core.jobplan import PlanError, load_inputs, plan_for
 from core.jobspec import JobSpec, SpecError, check_kinds, referenced_file_ids
-from core.jobview import TERMINAL_STATUSES, job_public
+from core.jobview import ACTIVE_STATUSES, TERMINAL_STATUSES, job_public
+from core.reconcile import reconcile
 from core.tables import Job, OperationLog
 from core.temporal import gpu_workers_polling
 from core.webhooks import WebhookTargetRefused, check_target
@@ -86,11 +87,11 @@ async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool
     """Whether the user already has ``limit`` pending, processing or paused jobs. At the
     limit, rows whose workflow an operator terminated in the Temporal UI are reconciled
     first, so they stop counting."""
-    active = [Job.user == user_id, Job.status.is_in(["pending", "processing", "paused"])]
+    active = [Job.user == user_id, Job.status.is_in(list(ACTIVE_STATUSES))]
     if await Job.count().where(*active) < limit:
         return False
     rows = await Job.select().where(*active).output(load_json=True)
-    await asyncio.gather(*(jobctl.reconcile(temporal, row) for row in rows))
+    await asyncio.gather(*(reconcile(temporal, row) for row in rows))
     return await Job.count().where(*active) >= limit
 
 
@@ -221,7 +222,7 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: str, user: CurrentUser, request: Request) -> StreamingResponse:
     """``progress`` events while the job runs, then one terminal event, then the end."""
-    row = await jobctl.load_job(job_id, user.id)
+    await jobctl.load_job(job_id, user.id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
         last: dict | None = None
@@ -245,7 +246,6 @@ async def job_events(job_id: str, user: CurrentUser, request: Request) -> Stream
             await asyncio.sleep(EVENTS_POLL_SECONDS)
             idle += EVENTS_POLL_SECONDS
 
-    del row  # ownership checked before the stream starts, so a 404 is a real 404
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
