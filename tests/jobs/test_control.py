@@ -102,6 +102,34 @@ async def test_cancel_kills_ffmpeg_and_publishes_nothing(
     assert again.status_code == 409
 
 
+async def test_cancel_after_a_finished_step_discards_its_output(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, settings: Settings, temporal_env
+) -> None:
+    """Step one's result is in storage when step two is cancelled: it is removed, and no
+    file of the job is published."""
+    video = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {
+        "type": "combined", "params": {"execution": "stepwise", "steps": [
+            {"id": "fast", "type": "join", "params": {"inputs": [video, video]}},
+            {"id": "slow", "type": "text_overlay", "params": {"video": "@fast", "text": "x"}},
+        ]}, "output": SLOW_OUTPUT})
+    for _ in range(300):
+        running = (await client.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()
+        if running["progress"]["steps_done"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert running["status"] == "processing" and running["progress"]["steps_done"] == 1, running
+    first_output = settings.local_storage_root / "jobs" / job["id"] / "steps" / "00-fast"
+    assert any(first_output.iterdir())
+    response = await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+    assert response.status_code == 202
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled" and done["output_files"] == []
+    assert not first_output.exists() or not any(first_output.iterdir())
+    assert not await MediaFile.exists().where(MediaFile.job == job["id"])
+    await keep_history(temporal_env, done["workflow_id"], "cancelled_after_step")
+
+
 async def test_pause_stops_at_step_boundary_and_resume_finishes(
     client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
 ) -> None:

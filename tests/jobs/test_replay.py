@@ -1,4 +1,5 @@
-"""Determinism: recorded histories of every job type replay against today's workflow."""
+"""Determinism: recorded histories of every job type and every housekeeping workflow
+replay against today's workflows."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from temporalio.worker import Replayer
 
 from workflows.media_job import MediaJobWorkflow
 from workflows.purge import PurgeDeletedFilesWorkflow
+from workflows.reconcile import ReconcileJobsWorkflow
 
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
-REQUIRED = {"join", "text_overlay", "audio_overlay", "cancelled", "paused"}
+REQUIRED = {
+    "join", "text_overlay", "audio_overlay", "combined_fused", "combined_stepwise",  # types
+    "cancelled", "cancelled_after_step", "paused", "failed", "webhook",  # endings, controls
+    "purge", "reconcile",  # housekeeping schedules
+}
+WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow]
 
 
 def test_every_job_type_has_a_recorded_history() -> None:
@@ -22,6 +29,6 @@ def test_every_job_type_has_a_recorded_history() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(f"job-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow])
+    replayer = Replayer(workflows=WORKFLOWS)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -25,7 +25,7 @@ from core.storage import get_storage
 from core.tables import MediaFile
 from core.webhooks import verify
 from tests.utils.apps import other_app
-from tests.utils.jobs import submit, upload, wait_for
+from tests.utils.jobs import keep_history, submit, upload, wait_for
 from tests.utils.users import new_user_headers
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -115,7 +115,7 @@ async def webhook_logs(client: httpx.AsyncClient, headers: dict, job_id: str) ->
 
 
 async def test_completed_job_is_delivered_once_signed(
-    client: httpx.AsyncClient, headers: dict, media_dir: Path, receiver: Receiver
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, receiver: Receiver, temporal_env
 ) -> None:
     video = await upload(client, headers, media_dir / "b.mp4")
     job = await submit(client, headers, {
@@ -137,6 +137,7 @@ async def test_completed_job_is_delivered_once_signed(
     assert payload["job"]["progress"]["percent"] == 100.0
     [row] = await webhook_logs(client, headers, job["id"])
     assert (row["success"], row["attempt"], row["step"]) == (True, 1, -1)
+    await keep_history(temporal_env, done["workflow_id"], "webhook")
 
 
 async def test_a_named_host_is_called_on_the_address_that_was_checked(
@@ -178,7 +179,7 @@ async def test_cancelled_job_is_delivered_once(
 
 async def test_failed_job_is_delivered_once(
     client: httpx.AsyncClient, headers: dict, media_dir: Path, receiver: Receiver,
-    settings: Settings,
+    settings: Settings, temporal_env,
 ) -> None:
     """A real failure: the input's stored bytes are gone, so ffmpeg rejects the input."""
     video = await upload(client, headers, media_dir / "a.mp4")
@@ -198,6 +199,7 @@ async def test_failed_job_is_delivered_once(
     assert delivery.payload["event"] == "job.failed"
     assert delivery.payload["job"]["status"] == "failed"
     assert delivery.payload["job"]["error"] == done["error"]
+    await keep_history(temporal_env, done["workflow_id"], "failed")
 
 
 async def test_failing_receiver_is_retried_with_the_same_delivery_id(

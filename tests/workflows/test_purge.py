@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from activities.cleanup import CleanupActivities, ensure_purge_schedule
 from core.config import Settings
 from core.tables import MediaFile
+from tests.utils.jobs import keep_history
 from tests.utils.media import make_png
 from tests.utils.users import new_user_headers
 from workflows.names import JOBS_QUEUE
@@ -47,6 +48,16 @@ async def purge(client: Client, queue: str, **request: float) -> PurgeResult:
     return await client.execute_workflow(
         PurgeDeletedFilesWorkflow.run, PurgeInput(**request), id=f"purge-test-{uuid.uuid4()}",
         task_queue=queue, execution_timeout=timedelta(seconds=30))
+
+
+async def purge_recorded(env: WorkflowEnvironment, queue: str, **request: float) -> PurgeResult:
+    """``purge``, keeping the history for the replay tests when asked to."""
+    workflow_id = f"purge-test-{uuid.uuid4()}"
+    result = await env.client.execute_workflow(
+        PurgeDeletedFilesWorkflow.run, PurgeInput(**request), id=workflow_id,
+        task_queue=queue, execution_timeout=timedelta(seconds=30))
+    await keep_history(env, workflow_id, "purge")
+    return result
 
 
 async def upload(client: httpx.AsyncClient, headers: dict[str, str], data: bytes) -> str:
@@ -79,7 +90,7 @@ async def test_purge_removes_the_bytes_of_deleted_files_after_retention(
     for file_id in deleted:  # still within the retention window
         assert await state_of(settings, file_id) == (True, False)
 
-    result = await purge(temporal_env.client, purge_queue, retention_seconds=0, batch_size=2)
+    result = await purge_recorded(temporal_env, purge_queue, retention_seconds=0, batch_size=2)
 
     assert result.files >= early.files + 3 and result.bytes >= 3 * len(png)
     for file_id in deleted:

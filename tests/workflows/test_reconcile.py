@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from activities.cleanup import ensure_reconcile_schedule
-from tests.utils.jobs import submit, upload
+from tests.utils.jobs import keep_history, submit, upload
 from workflows.names import JOBS_QUEUE
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileJobsWorkflow
 from workflows.types import ReconcileInput
@@ -31,10 +31,12 @@ async def test_a_terminated_job_is_ended_without_being_read(
     listed = (await client.get("/api/v1/jobs", headers=headers)).json()
     assert listed["items"][0]["status"] in ("pending", "processing")  # lists don't reconcile
 
+    sweep_id = f"reconcile-test-{uuid.uuid4().hex[:8]}"
     ended = await temporal_env.client.execute_workflow(
         ReconcileJobsWorkflow.run, ReconcileInput(quiet_seconds=0),
-        id=f"reconcile-test-{uuid.uuid4().hex[:8]}", task_queue=JOBS_QUEUE)
+        id=sweep_id, task_queue=JOBS_QUEUE)
     assert ended >= 1
+    await keep_history(temporal_env, sweep_id, "reconcile")
     listed = (await client.get("/api/v1/jobs", headers=headers,
                                params={"status": "cancelled"})).json()
     [row] = [item for item in listed["items"] if item["id"] == job["id"]]
