@@ -1,4 +1,5 @@
-"""Bookkeeping activities: database rows of jobs, outputs and operation logs.
+"""Bookkeeping activities: database rows of jobs, outputs and operation logs, and the
+removal of step outputs nobody keeps.
 
 They run on ``mediaflow-jobs`` (every worker polls it) and are idempotent, since
 Temporal may run any of them more than once.
@@ -17,19 +18,10 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from core.config import Settings
-from core.jobview import TERMINAL_STATUSES
+from core.enums import TERMINAL_STATUSES, FileSource, JobStatus
 from core.storage import Storage
 from core.tables import Job, MediaFile, OperationLog
-from core.temporal import gpu_workers_polling
-from workflows.types import (
-    FinalizeInput,
-    JobInput,
-    OperationRecord,
-    PreparedJob,
-    StatusUpdate,
-    WebhookInput,
-)
+from workflows.types import DiscardInput, FinalizeInput, OperationRecord, StatusUpdate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,8 +48,7 @@ def data_errors_are_final(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitabl
 
 
 class BookkeepingActivities:
-    def __init__(self, settings: Settings, storage: Storage) -> None:
-        self.settings = settings
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
     @activity.defn(name="update_job_status")
@@ -71,8 +62,6 @@ class BookkeepingActivities:
         }
         if update.error_code:
             values[Job.error] = {"code": update.error_code, "message": update.error_message}
-        if update.set_started:
-            values[Job.started_at] = now()
         if update.set_completed:
             values[Job.completed_at] = now()
         query = Job.update(values).where(Job.id == uuid.UUID(update.job_id))
@@ -80,20 +69,6 @@ class BookkeepingActivities:
             # a late "processing"/"paused" write never buries an ending already recorded
             query = query.where(Job.status.not_in(list(TERMINAL_STATUSES)))
         await query
-
-    @activity.defn(name="prepare_job")
-    async def prepare_job(self, job: JobInput) -> PreparedJob:
-        """Compile the plan, mark the job processing, and say whether a GPU pool polls."""
-        from activities.planning import compile_steps
-
-        steps = await compile_steps(job)
-        await Job.update({
-            Job.status: "processing", Job.started_at: now(), Job.updated_at: now(),
-            Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
-                           "step": steps[0].step_id if steps else None},
-        }).where(Job.id == uuid.UUID(job.job_id), Job.status.not_in(list(TERMINAL_STATUSES)))
-        gpu = job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
-        return PreparedJob(steps=steps, gpu_available=gpu)
 
     @activity.defn(name="record_operation")
     @data_errors_are_final
@@ -131,13 +106,14 @@ class BookkeepingActivities:
                 id=file_id, user=uuid.UUID(request.user_id), filename=name,
                 original_filename=name, size=result.size, content_type=result.content_type,
                 kind=result.kind, storage_key=result.storage_key, probe=result.probe,
-                checksum_sha256=result.sha256, metadata=result.metadata, source="job_output",
+                checksum_sha256=result.sha256, metadata=result.metadata,
+                source=FileSource.job_output,
                 job=job.id,
             ).save()
         for key in request.intermediate_keys:
             await self.storage.delete(key)
         await Job.update({
-            Job.status: "completed", Job.output_files: output_ids,
+            Job.status: JobStatus.completed, Job.output_files: output_ids,
             Job.progress: request.progress, Job.retry_count: request.retry_count,
             Job.completed_at: now(), Job.updated_at: now(),
             Job.result: {"output_files": output_ids},
@@ -145,15 +121,9 @@ class BookkeepingActivities:
         return output_ids
 
     @activity.defn(name="discard_outputs")
-    async def discard_outputs(self, request: FinalizeInput) -> None:
-        for key in request.intermediate_keys:
+    async def discard_outputs(self, request: DiscardInput) -> None:
+        for key in request.keys:
             await self.storage.delete(key)
-
-    @activity.defn(name="deliver_webhook")
-    async def deliver_webhook(self, request: WebhookInput) -> None:
-        from activities.webhooks import deliver
-
-        await deliver(self.settings, request)
 
 
 def _output_name(spec: dict, step_id: str, key: str, count: int) -> str:

@@ -26,14 +26,14 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.planning import live_inputs
+from activities.prepare import live_inputs
 from core.config import Settings
+from core.enums import Pool
 from core.ffmpeg import ffmpeg_path
-from core.jobplan import plan_step
 from core.plan.model import PlanStep, gpu_argv_variant
 from core.probe import MediaRejected, probe_file
 from core.storage import Storage
-from workflows.types import StepInput, StepProgress, StepResult, StepSpec
+from workflows.types import StepInput, StepProgress, StepResult
 
 HEARTBEAT_EVERY = 1.0
 STDERR_LINES = 30
@@ -60,7 +60,7 @@ INVALID_INPUT_MARKERS = (
 )
 
 
-def output_key(job_id: str, step: StepSpec) -> str:
+def output_key(job_id: str, step: PlanStep) -> str:
     return f"jobs/{job_id}/steps/{step.index:02d}-{step.step_id}/output.{step.output_ext}"
 
 
@@ -126,12 +126,12 @@ class FFmpegActivities:
         self.pool = pool
 
     async def _materialise(self, request: StepInput, scratch: Path,
-                           inputs: dict[str, dict]) -> tuple[PlanStep, dict]:
-        """Place every input and scratch file under its planned name; returns the compiler's
-        step and the placeholder → path mapping."""
-        step = plan_step(request.step)
+                           inputs: dict[str, dict]) -> dict[str, str]:
+        """Place every input and scratch file under its planned name; returns the
+        placeholder → path mapping."""
+        step = request.step
         paths = step.paths_in(str(scratch))
-        for source in request.step.sources:
+        for source in step.sources:
             if source.step_id is not None:
                 key = request.earlier_outputs[source.step_id]
             else:
@@ -145,17 +145,17 @@ class FFmpegActivities:
                 await self.storage.download_to(key, target)
         for name, content in step.scratch_files.items():
             Path(paths[f"scratch:{name}"]).write_text(content, encoding="utf-8")
-        return step, paths
+        return paths
 
     def _variants(self, step: PlanStep) -> list[tuple[str, list[str]]]:
         """(decoder, placeholder argv) to try in order: NVDEC first on the GPU pool for steps
         that decode video, then the plain CPU argv as the fallback."""
         variants = [("cpu", list(step.argv))]
-        if self.pool == "gpu" and step.pool_hint == "gpu-capable":
+        if self.pool == Pool.gpu and step.gpu_capable:
             variants.insert(0, ("cuda", gpu_argv_variant(step)))
         return variants
 
-    async def _signal_progress(self, step: StepSpec, parser: ProgressParser, attempt: int) -> None:
+    async def _signal_progress(self, step: PlanStep, parser: ProgressParser) -> None:
         info = activity.info()
         if info.workflow_id is None:  # run outside a workflow (ActivityEnvironment)
             return
@@ -163,12 +163,9 @@ class FFmpegActivities:
         with contextlib.suppress(Exception):  # progress is best effort; the step goes on
             await handle.signal("step_progress", StepProgress(
                 index=step.index, percent=round(parser.percent, 1), speed=parser.speed,
-                attempt=attempt,
             ))
 
-    async def _run(
-        self, argv: list[str], step: StepSpec, scratch: Path, attempt: int
-    ) -> ProgressParser:
+    async def _run(self, argv: list[str], step: PlanStep, scratch: Path) -> ProgressParser:
         parser = ProgressParser(expected_seconds=step.expected_seconds)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         proc = await asyncio.create_subprocess_exec(
@@ -196,7 +193,7 @@ class FFmpegActivities:
                 # the gap grows with the elapsed time: a few hundred signals even for an
                 # hours-long encode, far below Temporal's history limits
                 if now - last_signal >= max(1.0, (now - started) / 50):
-                    await self._signal_progress(step, parser, attempt)
+                    await self._signal_progress(step, parser)
                     last_signal = now
             returncode = await proc.wait()
             await stderr_task
@@ -221,15 +218,15 @@ class FFmpegActivities:
             ) from None
 
     async def _run_variants(
-        self, plan: PlanStep, paths: dict, step: StepSpec, scratch: Path, attempt: int
+        self, step: PlanStep, paths: dict[str, str], scratch: Path
     ) -> tuple[ProgressParser, str, list[str]]:
         """Run the first variant that the machine can decode with; a missing or broken GPU
         falls back to CPU decoding instead of failing the job."""
-        variants = self._variants(plan)
+        variants = self._variants(step)
         for position, (decoder, template) in enumerate(variants):
-            argv = replace(plan, argv=template).render(paths)
+            argv = replace(step, argv=template).render(paths)
             try:
-                parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch, attempt)
+                parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch)
             except ApplicationError as exc:
                 if exc.type != "HwaccelUnavailable" or position == len(variants) - 1:
                     raise
@@ -255,9 +252,8 @@ class FFmpegActivities:
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             inputs = await live_inputs(request.user_id, file_ids)
-            plan, paths = await self._materialise(request, scratch, inputs)
-            parser, decoder, template = await self._run_variants(plan, paths, step, scratch,
-                                                                 info.attempt)
+            paths = await self._materialise(request, scratch, inputs)
+            parser, decoder, template = await self._run_variants(step, paths, scratch)
             out = scratch / step.output_name
             if not await anyio.Path(out).exists() or (await anyio.Path(out).stat()).st_size == 0:
                 raise ApplicationError("ffmpeg produced no output", type="InvalidMedia",

@@ -21,8 +21,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
-from core.jobview import job_public
 from core.tables import Job, OperationLog
+from core.views import job_public
 from core.webhooks import WebhookTargetRefused, check_target, pinned, signature
 from workflows.types import WebhookInput
 
@@ -54,6 +54,15 @@ async def _post(url: str, addresses: list[str], body: bytes,
                 if position == len(addresses) - 1:
                     raise
     raise httpx.ConnectError(f"no address for {url}")
+
+
+class WebhookActivities:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @activity.defn(name="deliver_webhook")
+    async def deliver_webhook(self, request: WebhookInput) -> None:
+        await deliver(self.settings, request)
 
 
 async def deliver(settings: Settings, request: WebhookInput) -> None:

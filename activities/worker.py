@@ -18,18 +18,17 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.bookkeeping import BookkeepingActivities
-from activities.cleanup import (
-    CleanupActivities,
-    ensure_purge_schedule,
-    ensure_reconcile_schedule,
-    reconcile_quiet_jobs_activity,
-)
 from activities.ffmpeg import FFmpegActivities
+from activities.prepare import prepare_job
+from activities.purge import PurgeActivities
+from activities.reconcile import reconcile_quiet_jobs_activity
+from activities.schedules import ensure_purge_schedule, ensure_reconcile_schedule
+from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import Storage, get_storage
+from core.temporal import JOBS_QUEUE, POOL_QUEUES
 from workflows.media_job import MediaJobWorkflow
-from workflows.names import JOBS_QUEUE, POOL_QUEUES
 from workflows.purge import PurgeDeletedFilesWorkflow
 from workflows.reconcile import ReconcileJobsWorkflow
 
@@ -42,9 +41,7 @@ def build_workers(
 ) -> list[Worker]:
     """The pool's FFmpeg worker, preceded (unless ``poll_jobs_queue`` is False, for a
     second pool in the same process) by the workflow + bookkeeping worker."""
-    books = BookkeepingActivities(settings, storage)
     steps = FFmpegActivities(settings, storage, pool)
-    cleanup = CleanupActivities(storage)
     pool_worker = Worker(
         client,
         task_queue=POOL_QUEUES[pool],
@@ -57,14 +54,16 @@ def build_workers(
     )
     if not poll_jobs_queue:  # constructing a Worker registers it: build only what runs
         return [pool_worker]
+    books = BookkeepingActivities(storage)
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
         workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow],
         activities=[
-            books.update_job_status, books.prepare_job, books.record_operation,
-            books.finalize_job, books.discard_outputs, books.deliver_webhook,
-            cleanup.purge_deleted_files, reconcile_quiet_jobs_activity,
+            prepare_job, books.update_job_status, books.record_operation,
+            books.finalize_job, books.discard_outputs,
+            WebhookActivities(settings).deliver_webhook,
+            PurgeActivities(storage).purge_deleted_files, reconcile_quiet_jobs_activity,
         ],
         max_concurrent_activities=20,
     )

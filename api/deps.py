@@ -30,9 +30,20 @@ async def get_temporal(request: Request) -> Client:
         ) from exc
 
 
+async def get_optional_temporal(request: Request) -> Client | None:
+    """For reads that fall back to the database while Temporal is away."""
+    try:
+        return await request.app.state.temporal.get(timeout=2.0)
+    except Exception:  # noqa: BLE001 - unreachable Temporal is an answer here, not an error
+        return None
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[Storage, Depends(get_storage_dep)]
 TemporalDep = Annotated[Client, Depends(get_temporal)]
+"""The Temporal client; 503 while Temporal is unreachable."""
+OptionalTemporal = Annotated[Client | None, Depends(get_optional_temporal)]
+"""The Temporal client, or None while it is unreachable."""
 CurrentUser = Annotated[UserModel, Depends(current_active_user)]
 """The active user behind a bearer token or an ``X-API-Key`` (401 otherwise);
 charges the user's request budget (429 when spent)."""

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import install_middleware
+from api.ratelimit import RateLimiter
 from api.routes import admin, api_keys, auth, files, health, jobs, users
 from core.config import Settings, get_settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
     )
+    app.state.rate_limiter = RateLimiter(settings)
     app.add_middleware(MetricsMiddleware)
     install_middleware(app, settings)
     for module in (health, auth, users, api_keys, files, jobs, admin):

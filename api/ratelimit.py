@@ -1,22 +1,19 @@
 """Rate limits: login and register brute force, and a per-user request budget.
 
-Built on the maintained ``limits`` library with its in-memory storage and the
-moving-window strategy (no burst of 2x the limit across a window edge, as a
-fixed window would allow). In-memory means per process: with ``--workers N``
-each worker counts on its own, so the effective limit is up to N times the
-setting. That is the price of needing no Redis in ``mediaflow dev``; a shared
-store is a one-line change (``limits.storage.storage_from_string``) if a
-deployment needs exact global limits.
+Built on the maintained ``limits`` library with the moving-window strategy (no
+burst of 2x the limit across a window edge, as a fixed window would allow). The
+counters live in ``MEDIAFLOW_RATE_LIMIT_STORAGE``: ``memory://`` (the default)
+is per process, so with ``--workers N`` each process counts on its own.
 
-Limits are strings in ``limits``' notation, read from the environment:
+Limits are strings in ``limits``' notation (``core.config.Settings``):
 
 * ``MEDIAFLOW_RATE_LIMIT_LOGIN`` (default ``10/minute``): failed logins per
   client IP and, separately, per account; registrations per client IP.
 * ``MEDIAFLOW_RATE_LIMIT_REQUESTS`` (default ``600/minute``): authenticated
   requests per user, whatever the credential (token or API key).
 
-They live here rather than in ``core/config.py`` because only the API process
-uses them. Answers over a limit are 429 with ``Retry-After`` in seconds.
+One limiter per app, on ``app.state.rate_limiter``. Answers over a limit are 429
+with ``Retry-After`` in seconds.
 """
 
 from __future__ import annotations
@@ -26,23 +23,11 @@ import time
 
 from fastapi import HTTPException, Request, status
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from pydantic import field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from limits.storage import storage_from_string
 
-
-class RateLimitSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDIAFLOW_", env_file=".env", extra="ignore")
-
-    rate_limit_login: str = "10/minute"
-    rate_limit_requests: str = "600/minute"
-
-    @field_validator("rate_limit_login", "rate_limit_requests")
-    @classmethod
-    def _parseable(cls, value: str) -> str:
-        parse(value)  # raises ValueError, so a typo stops the process at start
-        return value
+from core.config import Settings
 
 
 class RateLimited(HTTPException):
@@ -57,11 +42,12 @@ class RateLimited(HTTPException):
 class RateLimiter:
     """The process's counters. Keys are namespaced so scopes never collide."""
 
-    def __init__(self, settings: RateLimitSettings | None = None) -> None:
-        settings = settings or RateLimitSettings()
+    def __init__(self, settings: Settings) -> None:
         self.login = parse(settings.rate_limit_login)
         self.requests = parse(settings.rate_limit_requests)
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        storage = storage_from_string(f"async+{settings.rate_limit_storage}")
+        assert isinstance(storage, Storage)
+        self._window = MovingWindowRateLimiter(storage)
 
     async def check_login(self, ip: str, account: str) -> None:
         """Refuse a login attempt while the IP or the account is over its failures.
@@ -103,21 +89,10 @@ class RateLimiter:
         return (("login-ip", ip), ("login-account", account))
 
 
-_limiter: RateLimiter | None = None
-
-
-def get_rate_limiter() -> RateLimiter:
-    global _limiter
-    if _limiter is None:
-        _limiter = RateLimiter()
-    return _limiter
-
-
-def reset_rate_limits(settings: RateLimitSettings | None = None) -> RateLimiter:
-    """Forget every counter (and optionally use other limits); for tests."""
-    global _limiter
-    _limiter = RateLimiter(settings)
-    return _limiter
+def rate_limiter(request: Request) -> RateLimiter:
+    """The app's limiter (``app.state.rate_limiter``, built by ``api.main.create_app``)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
 
 
 def client_ip(request: Request) -> str:
@@ -128,4 +103,4 @@ def client_ip(request: Request) -> str:
 
 async def limit_register(request: Request) -> None:
     """Route dependency for ``POST /auth/register``."""
-    await get_rate_limiter().spend_register(client_ip(request))
+    await rate_limiter(request).spend_register(client_ip(request))

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 
 from cli.devstack import free_ports
-from core.jobspec import JobSpec
+from core.mediainfo import MediaInfo
 from core.plan import compile_plan
-from core.plan.media import MediaInfo
+from core.spec import JobSpec
 
 REPO = Path(__file__).resolve().parent.parent
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
@@ -128,14 +128,14 @@ def bare_ffmpeg_seconds(spec: dict, files: dict[str, Path], work: Path) -> float
         run_dir = work / f"bare-{uuid.uuid4().hex[:6]}"
         run_dir.mkdir()
         paths = step.paths_in(str(run_dir))
-        for item in step.inputs:
-            source = outputs[item.source[1:]] if item.is_step_output else files[item.source]
-            Path(paths[item.name]).symlink_to(source)
+        for item in step.sources:
+            source = outputs[item.step_id] if item.step_id is not None else files[item.ref]
+            Path(paths[item.placeholder]).symlink_to(source)
         for name, content in step.scratch_files.items():
             Path(paths[f"scratch:{name}"]).write_text(content)
         argv = step.render(paths)
         started = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         total += time.perf_counter() - started
-        outputs[step.id] = Path(paths["out"])
+        outputs[step.step_id] = Path(paths["out"])
     return total

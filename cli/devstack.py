@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
+from core.temporal import search_attribute_args
 
-SEARCH_ATTRIBUTES = ("MediaflowUserId", "MediaflowJobType", "MediaflowJobStatus")
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 60.0
@@ -174,7 +174,7 @@ class DevStack:
             self.stop()
 
     def _start_and_supervise(self, settings: Settings, env: dict[str, str], logs: Path) -> int:
-        attrs = [a for name in SEARCH_ATTRIBUTES for a in ("--search-attribute", f"{name}=Keyword")]
+        attrs = search_attribute_args()
         self._spawn("temporal", [
             temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1",
             "--port", str(self.temporal_port), "--ui-port", str(self.ui_port),

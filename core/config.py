@@ -1,4 +1,4 @@
-"""Settings shared by the API, the workers and the CLI (SPEC §2).
+"""Settings shared by the API, the workers and the CLI (docs/API.md, "Configuration").
 
 Every value comes from a ``MEDIAFLOW_*`` environment variable or ``.env``.
 ``MEDIAFLOW_ENV=dev`` (what ``mediaflow dev`` sets) relaxes two things: a JWT
@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GIB = 1024**3
@@ -74,7 +75,28 @@ class Settings(BaseSettings):
     purge_retention_seconds: float = Field(default=24 * 3600, ge=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
 
+    # Rate limits, in the ``limits`` library's notation ("10/minute", "5 per 30 seconds"):
+    # failed logins per client IP and per account (and registrations per IP), and
+    # authenticated requests per user. Counted in ``rate_limit_storage``: ``memory://`` is
+    # per process; a shared store makes them global across API processes.
+    rate_limit_login: str = "10/minute"
+    rate_limit_requests: str = "600/minute"
+    rate_limit_storage: str = "memory://"
+
     log_level: str = "INFO"
+
+    @field_validator("rate_limit_login", "rate_limit_requests")
+    @classmethod
+    def _parseable_limit(cls, value: str) -> str:
+        parse(value)  # raises ValueError, so a typo stops the process at start
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_limit_storage(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in ("memory", "redis", "rediss"):
+            raise ValueError("must be memory:// or a redis:// URI")
+        return value
 
     @model_validator(mode="after")
     def _dev_defaults(self) -> Settings:

@@ -27,17 +27,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import struct
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import anyio
 
 from core.config import Settings
+from core.mediainfo import frame_rate, integer, is_cover_art, media_duration, number
 
 log = logging.getLogger(__name__)
 
@@ -373,7 +372,7 @@ def _check_picture(stream: dict[str, Any], max_pixels: int) -> None:
         raise UnsupportedMedia("a video stream without a picture size")
     if width * height > max_pixels:
         raise MediaLimitExceeded(f"{width}x{height} exceeds the {max_pixels}-pixel limit")
-    fps = _fps(stream)
+    fps = frame_rate(stream)
     if fps is not None and fps > MAX_FPS:
         raise MediaLimitExceeded(f"{fps:g} fps exceeds the {MAX_FPS} fps limit")
 
@@ -412,7 +411,7 @@ def _audio_video_result(
         kind, (content_type, extension) = "audio", container.audio
     else:
         raise UnsupportedMedia("no audio or video stream")
-    duration = _duration(fmt, summaries, settings.max_media_seconds)
+    duration = _duration(fmt, raw.get("streams") or [], settings.max_media_seconds)
     return ProbeResult(
         kind=kind,
         format_name=format_name,
@@ -424,7 +423,7 @@ def _audio_video_result(
             streams=summaries,
             video=video,
             audio=audio,
-            bit_rate=_int(fmt.get("bit_rate")),
+            bit_rate=integer(fmt.get("bit_rate")),
         ),
         raw=raw,
     )
@@ -442,15 +441,14 @@ def _refine(
     return container
 
 
-def _duration(fmt: dict[str, Any], summaries: list[dict[str, Any]], limit: float) -> float:
-    """The longest of the container's and the streams' durations, which must be known."""
-    known = [d for d in (_float(fmt.get("duration")), *(s["duration"] for s in summaries)) if d]
-    if not known:
+def _duration(fmt: dict[str, Any], streams: list[dict[str, Any]], limit: float) -> float:
+    """The media's duration, which must be known and within the limit."""
+    duration = media_duration(fmt, streams)
+    if duration is None:
         raise UnsupportedMedia("media without a known duration")
-    duration = max(known)
     if duration > limit:
         raise MediaLimitExceeded(f"{duration:.0f} s exceeds the {limit:.0f} s limit")
-    return round(duration, 3)
+    return duration
 
 
 def _summarize(stream: dict[str, Any]) -> dict[str, Any]:
@@ -460,21 +458,20 @@ def _summarize(stream: dict[str, Any]) -> dict[str, Any]:
         "index": stream.get("index"),
         "type": kind,
         "codec": stream.get("codec_name"),
-        "duration": _float(stream.get("duration")),
-        "bit_rate": _int(stream.get("bit_rate")),
+        "duration": number(stream.get("duration")),
+        "bit_rate": integer(stream.get("bit_rate")),
         "language": (stream.get("tags") or {}).get("language"),
     }
     if kind == "video":
-        attached = bool((stream.get("disposition") or {}).get("attached_pic"))
         summary |= {
             "width": stream.get("width"),
             "height": stream.get("height"),
-            "fps": _fps(stream),
-            "attached_pic": attached,
+            "fps": frame_rate(stream),
+            "attached_pic": is_cover_art(stream),
         }
     elif kind == "audio":
         summary |= {
-            "sample_rate": _int(stream.get("sample_rate")),
+            "sample_rate": integer(stream.get("sample_rate")),
             "channels": stream.get("channels"),
         }
     return summary
@@ -504,30 +501,3 @@ def _metadata(
         "bit_rate": bit_rate,
         "streams": streams,
     }
-
-
-def _fps(stream: dict[str, Any]) -> float | None:
-    """Average frame rate, falling back to ffprobe's r_frame_rate guess; None when unknown."""
-    if (stream.get("disposition") or {}).get("attached_pic"):
-        return None
-    for key in ("avg_frame_rate", "r_frame_rate"):
-        try:
-            rate = Fraction(str(stream.get(key, "0/0")))
-        except (ValueError, ZeroDivisionError):
-            continue
-        if rate > 0:
-            return round(float(rate), 3)
-    return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None else None

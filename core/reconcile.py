@@ -15,16 +15,16 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from core.jobview import ACTIVE_STATUSES, TERMINAL_STATUSES
+from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 from core.tables import Job
 
 DESCRIBE_TIMEOUT = 3.0
 CLOSED_AS = {
-    WorkflowExecutionStatus.COMPLETED: "completed",
-    WorkflowExecutionStatus.CANCELED: "cancelled",
-    WorkflowExecutionStatus.TERMINATED: "cancelled",
-    WorkflowExecutionStatus.FAILED: "failed",
-    WorkflowExecutionStatus.TIMED_OUT: "failed",
+    WorkflowExecutionStatus.COMPLETED: JobStatus.completed,
+    WorkflowExecutionStatus.CANCELED: JobStatus.cancelled,
+    WorkflowExecutionStatus.TERMINATED: JobStatus.cancelled,
+    WorkflowExecutionStatus.FAILED: JobStatus.failed,
+    WorkflowExecutionStatus.TIMED_OUT: JobStatus.failed,
 }
 
 
@@ -45,7 +45,7 @@ async def reconcile(client: Client, row: dict[str, Any]) -> dict[str, Any]:
     closed_as = CLOSED_AS.get(status) if status else None
     if status is None or closed_as is None:
         return row
-    error = None if closed_as == "completed" else {
+    error = None if closed_as == JobStatus.completed else {
         "code": "Terminated" if status == WorkflowExecutionStatus.TERMINATED
         else "WorkflowClosed",
         "message": f"the workflow was {status.name.lower()} outside mediaflow",

@@ -1,12 +1,11 @@
 """Piccolo tables: the durable record of users, files, jobs and what ran.
 
 Temporal holds the live state of a job; these rows hold what the API lists and
-what outlives a workflow's retention. Enums are nested in their table.
+what outlives a workflow's retention. Each table names its enums (defined once in
+``core.enums``, where code that must not import Piccolo finds them too).
 """
 
 from __future__ import annotations
-
-from enum import Enum
 
 from piccolo.columns import (
     JSON,
@@ -24,6 +23,8 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.table import Table
+
+from core.enums import FileKind, FileSource, JobStatus
 
 
 class User(Table, tablename="mf_user"):
@@ -62,13 +63,7 @@ class RefreshToken(Table, tablename="mf_refresh_token"):
 
 
 class Job(Table, tablename="mf_job"):
-    class Status(str, Enum):
-        pending = "pending"
-        processing = "processing"
-        paused = "paused"
-        completed = "completed"
-        failed = "failed"
-        cancelled = "cancelled"
+    Status = JobStatus
 
     id = UUID(primary_key=True, default=UUID4())
     user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
@@ -90,15 +85,8 @@ class Job(Table, tablename="mf_job"):
 
 
 class MediaFile(Table, tablename="mf_media_file"):
-    class Kind(str, Enum):
-        video = "video"
-        audio = "audio"
-        image = "image"
-        subtitle = "subtitle"
-
-    class Source(str, Enum):
-        upload = "upload"
-        job_output = "job_output"
+    Kind = FileKind
+    Source = FileSource
 
     id = UUID(primary_key=True, default=UUID4())
     user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)

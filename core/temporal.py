@@ -1,12 +1,44 @@
-"""Temporal client construction shared by the API, workers and CLI."""
+"""Temporal: the names of mediaflow's contract with it, and the client helpers shared by
+the API, the workers and the CLI.
+
+The names are stable (docs/ARCHITECTURE.md, "Temporal contract"): renaming a workflow
+type, task queue or search attribute strands the jobs that are running under the old one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 
 from core.config import Settings
+from core.enums import Pool
+
+WORKFLOW_TYPE = "MediaJobWorkflow"
+JOBS_QUEUE = "mediaflow-jobs"
+CPU_QUEUE = "mediaflow-cpu"
+GPU_QUEUE = "mediaflow-gpu"
+POOL_QUEUES: dict[str, str] = {Pool.cpu: CPU_QUEUE, Pool.gpu: GPU_QUEUE}
+
+SA_USER_ID = SearchAttributeKey.for_keyword("MediaflowUserId")
+SA_JOB_TYPE = SearchAttributeKey.for_keyword("MediaflowJobType")
+SA_JOB_STATUS = SearchAttributeKey.for_keyword("MediaflowJobStatus")
+SEARCH_ATTRIBUTES = (SA_USER_ID, SA_JOB_TYPE, SA_JOB_STATUS)
+
+
+def search_attribute_args() -> list[str]:
+    """``temporal server start-dev`` arguments that register mediaflow's search attributes."""
+    return [arg for key in SEARCH_ATTRIBUTES
+            for arg in ("--search-attribute", f"{key.name}=Keyword")]
+
+
+def workflow_id_for(job_id: str) -> str:
+    return f"job-{job_id}"
 
 
 async def connect(settings: Settings, *, timeout: float = 5.0) -> Client:
@@ -48,14 +80,6 @@ POLLER_FRESH_SECONDS = 90
 async def gpu_workers_polling(client: Client) -> bool:
     """Whether a worker polled ``mediaflow-gpu`` recently (Temporal remembers pollers for
     minutes after they stop, so stale entries are ignored)."""
-    import datetime as dt
-
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    from workflows.names import GPU_QUEUE
-
     response = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
         namespace=client.namespace, task_queue=TaskQueue(name=GPU_QUEUE),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,

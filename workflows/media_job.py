@@ -1,9 +1,10 @@
-"""MediaJobWorkflow: one durable workflow per job (SPEC §5).
+"""MediaJobWorkflow: one durable workflow per job (docs/ARCHITECTURE.md, "Job lifecycle").
 
-Deterministic orchestration only. It calls activities by their stable names (no
-activity code is imported here), keeps the progress that the ``progress`` query
-answers, stops at step boundaries while paused, and records every status change
-in the database and in the ``MediaflowJobStatus`` search attribute.
+Deterministic orchestration only. It calls activities by reference (their modules are
+passed through the sandbox, never run in it), so a renamed or retyped activity fails
+type checking and tests rather than a running job. It keeps the progress that the
+``progress`` query answers, stops at step boundaries while paused, and records every
+status change in the database and in the ``MediaflowJobStatus`` search attribute.
 """
 
 from __future__ import annotations
@@ -24,18 +25,23 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TimeoutError_
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.names import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
+    from activities.bookkeeping import BookkeepingActivities
+    from activities.ffmpeg import FFmpegActivities
+    from activities.prepare import prepare_job
+    from activities.webhooks import WebhookActivities
+    from core.enums import JobStatus, Pool
+    from core.plan.model import PlanStep
+    from core.temporal import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
     from workflows.types import (
+        DiscardInput,
         FinalizeInput,
         JobInput,
         OperationRecord,
-        PreparedJob,
         RerouteInput,
         StatusUpdate,
         StepInput,
         StepProgress,
         StepResult,
-        StepSpec,
         WebhookInput,
     )
 
@@ -44,19 +50,22 @@ BOOKKEEPING_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=15),
                                 non_retryable_error_types=NON_RETRYABLE)
 
 
-async def bookkeeping(name: str, arg: Any, result_type: type | None = None, *,
-                      finish_before_cancel: bool = False) -> Any:
-    """A database activity on mediaflow-jobs: retried while the database is away (up to
-    30 minutes), never for data it refuses. With ``finish_before_cancel`` a cancel that
-    arrives meanwhile waits for it (and then loses: publishing outputs is the point of no
-    return)."""
-    return await workflow.execute_activity(
-        name, arg, result_type=result_type, task_queue=JOBS_QUEUE,
-        start_to_close_timeout=timedelta(seconds=60),
-        schedule_to_close_timeout=timedelta(minutes=30), retry_policy=BOOKKEEPING_RETRY,
-        cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-        if finish_before_cancel else workflow.ActivityCancellationType.TRY_CANCEL,
-    )
+def bookkeeping_options(*, finish_before_cancel: bool = False) -> dict[str, Any]:
+    """How a database activity runs on mediaflow-jobs: retried while the database is away
+    (up to 30 minutes), never for data it refuses. With ``finish_before_cancel`` a cancel
+    that arrives meanwhile waits for it (and then loses: publishing outputs is the point of
+    no return)."""
+    return {
+        "task_queue": JOBS_QUEUE,
+        "start_to_close_timeout": timedelta(seconds=60),
+        "schedule_to_close_timeout": timedelta(minutes=30),
+        "retry_policy": BOOKKEEPING_RETRY,
+        "cancellation_type":
+            workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+            if finish_before_cancel else workflow.ActivityCancellationType.TRY_CANCEL,
+    }
+
+
 STEP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=60), maximum_attempts=4,
@@ -71,7 +80,7 @@ def _not_picked_up(exc: ActivityError) -> bool:
     return isinstance(cause, TimeoutError_) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
-def step_timeout(step: StepSpec) -> timedelta:
+def step_timeout(step: PlanStep) -> timedelta:
     """Start-to-close scaled from the media duration: generous, but finite."""
     return timedelta(seconds=min(24 * 3600, 300 + 20 * step.expected_seconds))
 
@@ -89,10 +98,10 @@ def failure_of(exc: BaseException) -> tuple[str, str]:
 @workflow.defn(name=WORKFLOW_TYPE)
 class MediaJobWorkflow:
     def __init__(self) -> None:
-        self._status = "pending"
+        self._status = JobStatus.pending
         self._paused = False
-        self._pool_override: str | None = None
-        self._steps: list[StepSpec] = []
+        self._pool_override: Pool | None = None
+        self._steps: list[PlanStep] = []
         self._done = 0
         self._done_weight = 0.0
         self._step_percent = 0.0
@@ -106,7 +115,8 @@ class MediaJobWorkflow:
         total = sum(s.weight for s in self._steps) or 1.0
         current = self._steps[self._done] if self._done < len(self._steps) else None
         done = self._done_weight + (current.weight * self._step_percent / 100 if current else 0)
-        percent = 100.0 if self._status == "completed" else round(min(99.9, 100 * done / total), 1)
+        percent = 100.0 if self._status == JobStatus.completed \
+            else round(min(99.9, 100 * done / total), 1)
         return {
             "status": self._status,
             "percent": percent,
@@ -119,7 +129,7 @@ class MediaJobWorkflow:
 
     def _eta(self) -> float | None:
         """Seconds of media still to produce, at the current step's speed."""
-        if self._status != "processing" or not self._speed or self._speed <= 0:
+        if self._status != JobStatus.processing or not self._speed or self._speed <= 0:
             return None
         seconds_of_media = sum(s.expected_seconds for s in self._steps[self._done:])
         current = self._steps[self._done] if self._done < len(self._steps) else None
@@ -138,7 +148,7 @@ class MediaJobWorkflow:
     @workflow.signal(name="reroute")
     def reroute(self, request: RerouteInput) -> None:
         if request.pool in POOL_QUEUES:
-            self._pool_override = request.pool
+            self._pool_override = Pool(request.pool)
 
     @workflow.signal(name="step_progress")
     def step_progress(self, update: StepProgress) -> None:
@@ -151,9 +161,9 @@ class MediaJobWorkflow:
     async def run(self, job: JobInput) -> dict:
         results: list[StepResult] = []
         try:
-            self._status = "processing"
-            prepared: PreparedJob = await bookkeeping("prepare_job", job, PreparedJob)
-            await self._upsert_status("processing")
+            self._status = JobStatus.processing
+            prepared = await workflow.execute_activity(prepare_job, job, **bookkeeping_options())
+            await self._upsert_status(JobStatus.processing)
             self._steps = prepared.steps
             gpu_ready = self._gpu_ready(job, prepared.gpu_available)
             for step in self._steps:
@@ -168,7 +178,7 @@ class MediaJobWorkflow:
             code, message = failure_of(exc)
             raise ApplicationError(message, type=code, non_retryable=True) from None
         await self._notify(job, "job.completed")
-        return {"status": "completed", "output_files": output_ids}
+        return {"status": JobStatus.completed, "output_files": output_ids}
 
     def _gpu_ready(self, job: JobInput, ready: bool) -> bool:
         if job.accelerator == "gpu" and not ready and not self._pool_override:
@@ -178,24 +188,24 @@ class MediaJobWorkflow:
             )
         return ready
 
-    def _pool_for(self, job: JobInput, step: StepSpec, gpu_ready: bool) -> str:
+    def _pool_for(self, job: JobInput, step: PlanStep, gpu_ready: bool) -> Pool:
         if self._pool_override:
             return self._pool_override
         if job.accelerator == "gpu":
-            return "gpu"
+            return Pool.gpu
         if job.accelerator == "auto" and gpu_ready and step.gpu_capable:
-            return "gpu"
-        return "cpu"
+            return Pool.gpu
+        return Pool.cpu
 
     async def _step_boundary(self, job: JobInput) -> None:
         if not self._paused:
             return
-        await self._set_status(job, "paused")
+        await self._set_status(job, JobStatus.paused)
         await workflow.wait_condition(lambda: not self._paused)
-        await self._set_status(job, "processing")
+        await self._set_status(job, JobStatus.processing)
 
     async def _run_step(
-        self, job: JobInput, step: StepSpec, done: list[StepResult], gpu_ready: bool
+        self, job: JobInput, step: PlanStep, done: list[StepResult], gpu_ready: bool
     ) -> StepResult:
         pool = self._pool_for(job, step, gpu_ready)
         self._step_percent, self._speed = 0.0, None
@@ -205,37 +215,24 @@ class MediaJobWorkflow:
             earlier_outputs={r.step_id: r.storage_key for r in done},
         )
         try:
-            try:
-                result = await self._execute_step(request)
-            except ActivityError as exc:
-                if not (pool == "gpu" and _not_picked_up(exc)):
-                    raise
-                if job.accelerator == "gpu" and self._pool_override != "cpu":
-                    raise ApplicationError(
-                        "no GPU worker picked up the step within "
-                        f"{GPU_PICKUP_TIMEOUT.total_seconds():.0f} s",
-                        type="NoGpuWorker", non_retryable=True) from exc
-                workflow.logger.warning("GPU pool idle; step %s goes to the CPU pool", step.index)
-                request.pool = "cpu"
-                result = await self._execute_step(request)
+            result = await self._execute_on_a_polled_pool(job, request)
         except ActivityError as exc:
             if not is_cancelled_exception(exc):
                 code, message = failure_of(exc)
                 exhausted = exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-                await self._log(OperationRecord(
+                await self._log(step, OperationRecord(
                     job_id=job.job_id, step=step.index, step_id=step.step_id,
                     operation_type=step.op, pool=request.pool, success=False,
                     attempt=STEP_RETRY.maximum_attempts if exhausted else 1,
                     duration=(workflow.now() - started).total_seconds(),
-                    error_details=f"{code}: {message}"[:4000], argv=step.argv,
-                    started_at=started.isoformat(),
+                    error_details=f"{code}: {message}"[:4000], started_at=started.isoformat(),
                 ))
             raise
         self._retries += result.attempt - 1
-        await self._log(OperationRecord(
+        await self._log(step, OperationRecord(
             job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
             pool=result.pool, success=True, attempt=result.attempt,
-            duration=result.wall_seconds, speed=result.speed, argv=result.argv or step.argv,
+            duration=result.wall_seconds, speed=result.speed, argv=result.argv,
             started_at=started.isoformat(), decoder=result.decoder,
         ))
         self._done += 1
@@ -243,10 +240,28 @@ class MediaJobWorkflow:
         self._step_percent = 0.0
         return result
 
+    async def _execute_on_a_polled_pool(self, job: JobInput, request: StepInput) -> StepResult:
+        """Run the step on its pool; a GPU step that no GPU worker picks up in time moves to
+        the CPU pool (``auto``), or fails the job (``gpu``, unless rerouted to the CPU)."""
+        try:
+            return await self._execute_step(request)
+        except ActivityError as exc:
+            if not (request.pool == Pool.gpu and _not_picked_up(exc)):
+                raise
+            if job.accelerator == "gpu" and self._pool_override != Pool.cpu:
+                raise ApplicationError(
+                    "no GPU worker picked up the step within "
+                    f"{GPU_PICKUP_TIMEOUT.total_seconds():.0f} s",
+                    type="NoGpuWorker", non_retryable=True) from exc
+            workflow.logger.warning("GPU pool idle; step %s goes to the CPU pool",
+                                    request.step.index)
+            request.pool = Pool.cpu
+            return await self._execute_step(request)
+
     async def _execute_step(self, request: StepInput) -> StepResult:
-        on_gpu = request.pool == "gpu"
-        return await workflow.execute_activity(
-            "run_ffmpeg_step", request, result_type=StepResult,
+        on_gpu = request.pool == Pool.gpu
+        return await workflow.execute_activity_method(
+            FFmpegActivities.run_ffmpeg_step, request,
             task_queue=POOL_QUEUES[request.pool],
             start_to_close_timeout=step_timeout(request.step),
             # a GPU worker that vanished must not strand the job on its queue
@@ -263,23 +278,26 @@ class MediaJobWorkflow:
             intermediate_keys=[r.storage_key for r in results if r.step_id not in kept_ids],
             retry_count=self._retries,
         )
-        self._status = "completed"
+        self._status = JobStatus.completed
         request.progress = self.progress()
-        output_ids: list[str] = await bookkeeping("finalize_job", request, list[str],
-                                                   finish_before_cancel=True)
-        await self._upsert_status("completed")
+        output_ids = await workflow.execute_activity_method(
+            BookkeepingActivities.finalize_job, request,
+            **bookkeeping_options(finish_before_cancel=True))
+        await self._upsert_status(JobStatus.completed)
         return output_ids
 
     async def _record_ending(self, job: JobInput, exc: BaseException,
                              results: list[StepResult]) -> None:
         cancelled = is_cancelled_exception(exc)
-        status = "cancelled" if cancelled else "failed"
+        status = JobStatus.cancelled if cancelled else JobStatus.failed
         code, message = ("Cancelled", "the job was cancelled") if cancelled else failure_of(exc)
         self._status = status
         # nothing partial is published: outputs of finished steps are removed
         keys = [r.storage_key for r in results]
         if keys:
-            await bookkeeping("discard_outputs", FinalizeInput(job.job_id, job.user_id, [], keys))
+            await workflow.execute_activity_method(
+                BookkeepingActivities.discard_outputs, DiscardInput(job.job_id, keys),
+                **bookkeeping_options())
         await self._set_status(job, status, error=(code, message), set_completed=True)
         await self._notify(job, f"job.{status}")
 
@@ -288,8 +306,8 @@ class MediaJobWorkflow:
         if not job.has_webhook:
             return
         try:
-            await workflow.execute_activity(
-                "deliver_webhook", WebhookInput(job.job_id, event),
+            await workflow.execute_activity_method(
+                WebhookActivities.deliver_webhook, WebhookInput(job.job_id, event),
                 task_queue=JOBS_QUEUE, start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(hours=1),
                 retry_policy=RetryPolicy(
@@ -300,22 +318,27 @@ class MediaJobWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("webhook for job %s not delivered: %s", job.job_id, exc)
 
-    async def _log(self, record: OperationRecord) -> None:
-        await bookkeeping("record_operation", record)
+    async def _log(self, step: PlanStep, record: OperationRecord) -> None:
+        """One operation-log row; the argv is the placeholder one the step ran (the
+        step's own when the activity did not say)."""
+        record.argv = record.argv or list(step.argv)
+        await workflow.execute_activity_method(
+            BookkeepingActivities.record_operation, record, **bookkeeping_options())
 
     async def _set_status(
-        self, job: JobInput, status: str, *, error: tuple[str, str] | None = None,
-        set_started: bool = False, set_completed: bool = False,
+        self, job: JobInput, status: JobStatus, *, error: tuple[str, str] | None = None,
+        set_completed: bool = False,
     ) -> None:
         self._status = status
         update = StatusUpdate(
             job_id=job.job_id, status=status, progress=self.progress(),
             error_code=error[0] if error else None, error_message=error[1] if error else None,
-            retry_count=self._retries, set_started=set_started, set_completed=set_completed,
+            retry_count=self._retries, set_completed=set_completed,
         )
-        await bookkeeping("update_job_status", update)
+        await workflow.execute_activity_method(
+            BookkeepingActivities.update_job_status, update, **bookkeeping_options())
         await self._upsert_status(status)
 
-    async def _upsert_status(self, status: str) -> None:
+    async def _upsert_status(self, status: JobStatus) -> None:
         workflow.upsert_search_attributes([SA_JOB_STATUS.value_set(status)])
 

@@ -13,6 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.reconcile import reconcile_quiet_jobs_activity
     from workflows.types import ReconcileInput
 
 RECONCILE_WORKFLOW_TYPE = "ReconcileJobsWorkflow"
@@ -23,9 +24,8 @@ RECONCILE_SCHEDULE_ID = "mediaflow-reconcile"
 class ReconcileJobsWorkflow:
     @workflow.run
     async def run(self, request: ReconcileInput) -> int:
-        ended: int = await workflow.execute_activity(
-            "reconcile_quiet_jobs", request, result_type=int,
+        return await workflow.execute_activity(
+            reconcile_quiet_jobs_activity, request,
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )
-        return ended

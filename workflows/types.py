@@ -1,12 +1,16 @@
 """The small dataclasses that cross the workflow/activity boundary.
 
 One dataclass argument per activity and workflow; new fields get defaults so
-recorded histories keep decoding. No media bytes here: storage keys only.
+recorded histories keep decoding (unknown keys in old payloads are ignored). No media
+bytes here: storage keys only. A step is the compiler's own :class:`PlanStep`, carried
+as it is from ``prepare_job`` to ``run_ffmpeg_step``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from core.plan.model import PlanStep
 
 
 @dataclass
@@ -20,43 +24,10 @@ class JobInput:
 
 
 @dataclass
-class StepSource:
-    """Where one ffmpeg input comes from (a user's file or an earlier run's output) and the
-    name it must have in the step's scratch directory."""
-
-    placeholder: str
-    filename: str
-    file_id: str | None = None
-    step_id: str | None = None
-
-
-@dataclass
-class StepSpec:
-    """One FFmpeg run of the compiled plan, argv with placeholders (no server paths)."""
-
-    index: int
-    step_id: str
-    op: str
-    argv: list[str]
-    sources: list[StepSource]
-    output_ext: str
-    output_kind: str = "video"
-    scratch_files: dict[str, str] = field(default_factory=dict)
-    gpu_capable: bool = False
-    expected_seconds: float = 0.0
-    weight: float = 1.0
-    keep_output: bool = True
-    output_filename: str = ""
-    output_name: str = ""
-    covers: list[str] = field(default_factory=list)
-    video_inputs: list[str] = field(default_factory=list)
-
-
-@dataclass
 class PreparedJob:
     """The compiled plan; prepare_job also marks the job ``processing``."""
 
-    steps: list[StepSpec]
+    steps: list[PlanStep]
     gpu_available: bool = False
 
 
@@ -64,7 +35,7 @@ class PreparedJob:
 class StepInput:
     job_id: str
     user_id: str
-    step: StepSpec
+    step: PlanStep
     pool: str
     # storage keys of earlier steps' outputs, by step id
     earlier_outputs: dict[str, str] = field(default_factory=dict)
@@ -96,7 +67,6 @@ class StepProgress:
     index: int
     percent: float
     speed: float | None = None
-    attempt: int = 1
 
 
 @dataclass
@@ -107,7 +77,6 @@ class StatusUpdate:
     error_code: str | None = None
     error_message: str | None = None
     retry_count: int = 0
-    set_started: bool = False
     set_completed: bool = False
 
 
@@ -133,9 +102,18 @@ class FinalizeInput:
     job_id: str
     user_id: str
     kept: list[StepResult]
-    intermediate_keys: list[str] = field(default_factory=list)
+    intermediate_keys: list[str] = field(default_factory=list)  # removed once kept is published
     retry_count: int = 0
     progress: dict = field(default_factory=dict)
+
+
+@dataclass
+class DiscardInput:
+    """Storage keys of step outputs that must not outlive the job (intermediates, or every
+    output of a job that failed or was cancelled)."""
+
+    job_id: str
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass

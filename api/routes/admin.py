@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
-from api import jobctl
+from api import job_control
 from api.deps import SuperUser, TemporalDep
-from api.routes.jobs import JobStatus, page_of_jobs
-from core.jobview import job_public
+from core.enums import JobStatus, Pool
 from core.tables import Job, MediaFile, User
 from core.temporal import gpu_workers_polling
-from workflows.types import RerouteInput
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 class RerouteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pool: Literal["cpu", "gpu"]
+    pool: Pool
 
 
 @router.get("/jobs")
@@ -33,7 +31,7 @@ async def all_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    return await page_of_jobs(limit, offset, user_id, status_, type_)
+    return await job_control.page_of_jobs(limit, offset, user_id, status_, type_)
 
 
 @router.get("/stats")
@@ -41,7 +39,8 @@ async def stats(_: SuperUser) -> dict:
     by_status = await Job.raw("SELECT status, COUNT(*) AS n FROM mf_job GROUP BY status")
     by_type = await Job.raw("SELECT type, COUNT(*) AS n FROM mf_job GROUP BY type")
     finished = await Job.select(Job.type, Job.started_at, Job.completed_at).where(
-        Job.status == "completed", Job.started_at.is_not_null(), Job.completed_at.is_not_null())
+        Job.status == JobStatus.completed, Job.started_at.is_not_null(),
+        Job.completed_at.is_not_null())
     durations: dict[str, list[float]] = {}
     for row in finished:
         seconds = (row["completed_at"] - row["started_at"]).total_seconds()
@@ -61,32 +60,25 @@ async def stats(_: SuperUser) -> dict:
 
 @router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def admin_cancel(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, None)
-    await jobctl.cancel(temporal, row)
-    return job_public(row)
+    return await job_control.control(temporal, job_id, None, "cancel")
 
 
 @router.post("/jobs/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
 async def admin_pause(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, None)
-    await jobctl.signal(temporal, row, "pause")
-    return job_public(row)
+    return await job_control.control(temporal, job_id, None, "pause")
 
 
 @router.post("/jobs/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
 async def admin_resume(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, None)
-    await jobctl.signal(temporal, row, "resume")
-    return job_public(row)
+    return await job_control.control(temporal, job_id, None, "resume")
 
 
 @router.post("/jobs/{job_id}/reroute", status_code=status.HTTP_202_ACCEPTED)
 async def admin_reroute(job_id: str, body: RerouteRequest, _: SuperUser,
                         temporal: TemporalDep) -> dict:
     """Send the job's remaining steps to another pool."""
-    row = await jobctl.load_job(job_id, None)
-    if body.pool == "gpu":
-        if not await gpu_workers_polling(temporal):
-            raise HTTPException(status.HTTP_409_CONFLICT, detail="no GPU worker is polling")
-    await jobctl.signal(temporal, row, "reroute", RerouteInput(pool=body.pool))
-    return job_public(row)
+    row = await job_control.load_job(job_id, None)
+    job_control.require_active(row)  # an ended job is a 409 whatever the pool
+    if body.pool == Pool.gpu and not await gpu_workers_polling(temporal):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="no GPU worker is polling")
+    return await job_control.reroute(temporal, row, body.pool)

@@ -16,7 +16,7 @@ from fastapi_users.router.common import ErrorCode, ErrorModel
 from pydantic import BaseModel, ValidationError
 
 from api.deps import CurrentUser
-from api.ratelimit import client_ip, get_rate_limiter, limit_register
+from api.ratelimit import client_ip, limit_register, rate_limiter
 from api.users.auth import fastapi_users, get_access_strategy, get_refresh_store
 from api.users.manager import UserManager, get_user_manager
 from api.users.models import UserModel
@@ -130,7 +130,7 @@ async def login(
     account = await user_manager.get_by_login(identifier)
     # One counter per account whichever name is typed; per identifier when unknown.
     account_key = str(account.id) if account else identifier.lower()
-    limiter, ip = get_rate_limiter(), client_ip(request)
+    limiter, ip = rate_limiter(request), client_ip(request)
     await limiter.check_login(ip, account_key)
     user = await user_manager.verify_login(account, password)
     if user is None or not user.is_active:

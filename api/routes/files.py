@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -26,15 +26,14 @@ from pydantic import BaseModel
 from api.deps import CurrentUser, SettingsDep, StorageDep
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
+from core.enums import ACTIVE_STATUSES, FileKind, FileSource
 from core.filenames import content_disposition, display_name, storable_original
-from core.jobview import ACTIVE_STATUSES
 from core.probe import MediaRejected, ProbeUnavailable, probe_file
 from core.storage import Storage
 from core.tables import Job, MediaFile
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-Kind = Literal["video", "audio", "image", "subtitle"]
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing when judging a declared Content-Length."""
@@ -62,10 +61,10 @@ class FilePublic(BaseModel):
     """The name the client sent, as data (NUL replaced); never used as a path."""
     size: int
     content_type: str
-    kind: Kind
+    kind: FileKind
     checksum_sha256: str
     metadata: FileMetadata
-    source: Literal["upload", "job_output"]
+    source: FileSource
     job_id: uuid.UUID | None
     created_at: dt.datetime
 
@@ -229,7 +228,7 @@ def too_large(settings: Settings, remaining: int) -> HTTPException:
 @router.get("", response_model=FilesPublic)
 async def list_files(
     user: CurrentUser,
-    kind: Annotated[Kind | None, Query()] = None,
+    kind: Annotated[FileKind | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Jobs (SPEC §3 "Jobs"): submit, validate, list, read, follow, control, logs."""
+"""Jobs (docs/API.md, "Jobs"): submit, validate, list, read, follow, control, logs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
@@ -20,31 +20,32 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError
 
-from api import jobctl
-from api.deps import CurrentUser, SettingsDep, TemporalDep
+from api import job_control
+from api.deps import CurrentUser, OptionalTemporal, SettingsDep, TemporalDep
 from core.config import Settings
-from core.jobplan import PlanError, load_inputs, plan_for
-from core.jobspec import JobSpec, SpecError, check_kinds, referenced_file_ids
-from core.jobview import ACTIVE_STATUSES, TERMINAL_STATUSES, job_public
+from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+from core.files import load_inputs, media_of
+from core.plan import compile_plan
 from core.reconcile import reconcile
+from core.spec import JobSpec, SpecError, check_kinds, referenced_file_ids
 from core.tables import Job, OperationLog
-from core.temporal import gpu_workers_polling
-from core.webhooks import WebhookTargetRefused, check_target
-from workflows.names import (
+from core.temporal import (
     JOBS_QUEUE,
     SA_JOB_STATUS,
     SA_JOB_TYPE,
     SA_USER_ID,
     WORKFLOW_TYPE,
+    gpu_workers_polling,
     workflow_id_for,
 )
+from core.views import job_public
+from core.webhooks import WebhookTargetRefused, check_target
 from workflows.types import JobInput
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 EVENTS_POLL_SECONDS = 0.5
 EVENTS_KEEPALIVE_SECONDS = 15.0
-JobStatus = Literal["pending", "processing", "paused", "completed", "failed", "cancelled"]
 
 
 def unprocessable(errors: list[SpecError]) -> HTTPException:
@@ -78,9 +79,10 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
                                        "no GPU worker is available; use 'auto' or 'cpu'",
                                        "no_gpu_worker")])
     try:
-        return plan_for(spec, inputs, settings.max_media_seconds)
-    except PlanError as exc:
-        raise unprocessable([exc.error]) from exc
+        plan = compile_plan(spec, media_of(inputs), settings.max_media_seconds)
+    except SpecError as exc:
+        raise unprocessable([exc]) from exc
+    return {"plan": plan.public(), "warnings": list(plan.warnings)}
 
 
 async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool:
@@ -123,7 +125,7 @@ async def submit_job(
     plan = await check_spec(spec, user.id, settings, temporal)
     job_id = uuid.uuid4()
     body = spec.model_dump(mode="json")
-    row = Job(id=job_id, user=user.id, type=spec.type, status="pending", spec=body,
+    row = Job(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
               input_files=referenced_file_ids(spec), workflow_id=workflow_id_for(str(job_id)),
               idempotency_key=idempotency_key,
               progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
@@ -140,7 +142,7 @@ async def submit_job(
         await Job.delete().where(Job.id == job_id)  # nothing half-created is left behind
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail="Temporal is unavailable; the job was not created") from exc
-    saved = await jobctl.load_job(str(job_id), user.id)
+    saved = await job_control.load_job(str(job_id), user.id)
     return JSONResponse(job_public(saved), status_code=202)
 
 
@@ -157,7 +159,7 @@ async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(SA_USER_ID, str(user_id)),
             SearchAttributePair(SA_JOB_TYPE, spec.type),
-            SearchAttributePair(SA_JOB_STATUS, "pending"),
+            SearchAttributePair(SA_JOB_STATUS, JobStatus.pending),
         ]),
         memo={"summary": summary, "job_id": str(job_id)},
     )
@@ -165,12 +167,8 @@ async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
 
 @router.post("/validate")
 async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
-                       request: Request) -> dict:
+                       temporal: OptionalTemporal) -> dict:
     """Compile the job without running it: the ffmpeg runs it would make, with placeholders."""
-    try:
-        temporal = await request.app.state.temporal.get(timeout=2.0)
-    except Exception:  # noqa: BLE001 - validation does not need Temporal except for gpu
-        temporal = None
     plan = await check_spec(spec, user.id, settings, temporal)
     return {"valid": True, **plan}
 
@@ -183,35 +181,13 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
-    return await page_of_jobs(limit, offset, user.id, status_, type_)
-
-
-async def page_of_jobs(limit: int, offset: int, owner: uuid.UUID | None,
-                       status_: str | None, type_: str | None) -> dict:
-    where = []
-    if owner is not None:
-        where.append(Job.user == owner)
-    if status_:
-        where.append(Job.status == status_)
-    if type_:
-        where.append(Job.type == type_)
-    rows = await Job.select().where(*where).order_by(Job.created_at, ascending=False).limit(
-        limit).offset(offset).output(load_json=True)
-    total = await Job.count().where(*where)
-    return {"items": [job_public(r) for r in rows], "total": total}
+    return await job_control.page_of_jobs(limit, offset, user.id, status_, type_)
 
 
 @router.get("/{job_id}")
-async def get_job(job_id: str, user: CurrentUser, request: Request) -> dict:
-    row = await jobctl.load_job(job_id, user.id)
-    return await jobctl.live_view(await optional_temporal(request), row)
-
-
-async def optional_temporal(request: Request) -> Client | None:
-    try:
-        return await request.app.state.temporal.get(timeout=2.0)
-    except Exception:  # noqa: BLE001 - reads fall back to the database
-        return None
+async def get_job(job_id: str, user: CurrentUser, temporal: OptionalTemporal) -> dict:
+    row = await job_control.load_job(job_id, user.id)
+    return await job_control.live_view(temporal, row)
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -220,16 +196,17 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 
 @router.get("/{job_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-async def job_events(job_id: str, user: CurrentUser, request: Request) -> StreamingResponse:
+async def job_events(job_id: str, user: CurrentUser, request: Request,
+                     temporal: OptionalTemporal) -> StreamingResponse:
     """``progress`` events while the job runs, then one terminal event, then the end."""
-    await jobctl.load_job(job_id, user.id)  # 404 before the stream starts
+    await job_control.load_job(job_id, user.id)  # 404 before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
         last: dict | None = None
         idle = 0.0
         while True:
-            fresh = await jobctl.load_job(job_id, user.id)
-            view = await jobctl.live_view(await optional_temporal(request), fresh)
+            fresh = await job_control.load_job(job_id, user.id)
+            view = await job_control.live_view(temporal, fresh)
             if view["status"] in TERMINAL_STATUSES:
                 yield sse(view["status"], view)
                 return
@@ -252,28 +229,22 @@ async def job_events(job_id: str, user: CurrentUser, request: Request) -> Stream
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, user.id)
-    await jobctl.cancel(temporal, row)
-    return job_public(row)
+    return await job_control.control(temporal, job_id, user.id, "cancel")
 
 
 @router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
 async def pause_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, user.id)
-    await jobctl.signal(temporal, row, "pause")
-    return job_public(row)
+    return await job_control.control(temporal, job_id, user.id, "pause")
 
 
 @router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
 async def resume_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
-    row = await jobctl.load_job(job_id, user.id)
-    await jobctl.signal(temporal, row, "resume")
-    return job_public(row)
+    return await job_control.control(temporal, job_id, user.id, "resume")
 
 
 @router.get("/{job_id}/logs")
 async def job_logs(job_id: str, user: CurrentUser) -> list[dict]:
-    row = await jobctl.load_job(job_id, user.id)
+    row = await job_control.load_job(job_id, user.id)
     logs = await OperationLog.select().where(OperationLog.job == row["id"]).order_by(
         OperationLog.started_at).output(load_json=True)
     return [{

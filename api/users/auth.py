@@ -14,13 +14,14 @@ whose dependencies we do not write.
 from __future__ import annotations
 
 import uuid
+from inspect import Parameter, Signature
 from typing import Any
 
 from fastapi import Request
 from fastapi_users import FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, Authenticator, BearerTransport
 
-from api.ratelimit import get_rate_limiter
+from api.ratelimit import rate_limiter
 from api.users.api_keys import ApiKeyStrategy, ApiKeyTransport
 from api.users.manager import get_user_manager
 from api.users.models import UserModel
@@ -63,12 +64,20 @@ api_key_backend: AuthenticationBackend[UserModel, uuid.UUID] = AuthenticationBac
 
 
 class BudgetedAuthenticator(Authenticator[UserModel, uuid.UUID]):
-    """Charges the user's request budget once a credential is accepted (429 when spent)."""
+    """Charges the user's request budget once a credential is accepted (429 when spent).
+
+    The generated dependency also asks for the ``Request``, whose app holds the limiter."""
+
+    def _get_dependency_signature(self, *args: Any, **kwargs: Any) -> Signature:
+        signature = super()._get_dependency_signature(*args, **kwargs)
+        request = Parameter("request", Parameter.KEYWORD_ONLY, annotation=Request)
+        return signature.replace(parameters=[*signature.parameters.values(), request])
 
     async def _authenticate(self, *args: Any, **kwargs: Any) -> tuple[UserModel | None, str | None]:
+        request: Request = kwargs.pop("request")
         user, token = await super()._authenticate(*args, **kwargs)
         if user is not None:
-            await get_rate_limiter().spend_request(user.id)
+            await rate_limiter(request).spend_request(user.id)
         return user, token
 
 

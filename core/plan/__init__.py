@@ -4,8 +4,8 @@ Pure and shared by ``POST /jobs/validate`` (``Plan.public()``) and the activitie
 (``PlanStep.paths_in`` + ``PlanStep.render``): one source of truth for what FFmpeg runs.
 """
 
+from core.mediainfo import MediaInfo, SubtitleTrack
 from core.plan.compiler import compile_plan
-from core.plan.media import MediaInfo, SubtitleTrack
 from core.plan.model import Plan, PlanInput, PlanStep, gpu_argv_variant
 
 __all__ = [

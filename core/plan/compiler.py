@@ -1,4 +1,4 @@
-"""Compile a validated :class:`~core.jobspec.JobSpec` and probe data into FFmpeg runs.
+"""Compile a validated :class:`~core.spec.JobSpec` and probe data into FFmpeg runs.
 
 Pure: no I/O. Scratch file contents (concat lists, drawtext text) are returned as data;
 argv holds placeholders (see :mod:`core.plan.model`), never server paths or user strings.
@@ -24,9 +24,9 @@ The SPEC's join → text_overlay → audio_overlay → subtitles chain is theref
 
 Steps whose output nothing uses (directly or through later steps) and that are not kept are
 dropped with a warning. Intermediate files (not kept) are Matroska; see
-:meth:`core.plan.formats.Target.intermediate`.
+:meth:`core.plan.target.Target.intermediate`.
 
-Progress: ``expected_duration`` is the run's output duration; ``weight`` scales it by the
+Progress: ``expected_seconds`` is the run's output duration; ``weight`` scales it by the
 work: 1.0 when video is re-encoded, 0.1 when only audio is, 0.05 for pure stream copy.
 """
 
@@ -36,21 +36,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.jobspec import (
+from core.mediainfo import MediaInfo
+from core.plan.graph import RunBuilder, Streams
+from core.plan.model import Plan, PlanStep
+from core.plan.ops import OPERATIONS, StepContext
+from core.plan.output import WrittenOutput, write_output
+from core.plan.target import Target
+from core.spec import (
     AudioOverlayParams,
     JobSpec,
     JoinParams,
     MediaUse,
+    SpecError,
     Step,
     VideoOverlayParams,
     media_uses,
 )
-from core.plan.formats import Target
-from core.plan.graph import RunBuilder, Streams
-from core.plan.media import MediaInfo
-from core.plan.model import Plan, PlanStep
-from core.plan.ops import OPERATIONS, StepContext
-from core.plan.output import WrittenOutput, write_output
 
 #: ``PlanStep.op`` is recorded as the operation log's ``operation_type`` (32 characters).
 OP_MAX_LENGTH = 32
@@ -78,11 +79,14 @@ class _JobStep:
         return list(media_uses(self.step.params, self.loc))
 
 
-def compile_plan(spec: JobSpec, media: dict[str, MediaInfo]) -> Plan:
+def compile_plan(spec: JobSpec, media: dict[str, MediaInfo],
+                 max_media_seconds: float | None = None) -> Plan:
     """The FFmpeg runs for ``spec``; ``media`` maps every referenced file id to its probe.
 
     Raises :class:`SpecError` (→ 422) when the inputs make the spec impossible, e.g. a
-    ``join`` in ``copy`` mode over clips that differ.
+    ``join`` in ``copy`` mode over clips that differ, or when the runs would together
+    produce more than ``max_media_seconds`` of media (fifty hour-long clips joined, say:
+    refused like an over-long upload).
     """
     job_steps = _job_steps(spec)
     kept = spec.output_step_ids()
@@ -93,7 +97,12 @@ def compile_plan(spec: JobSpec, media: dict[str, MediaInfo]) -> Plan:
     for group in _partition(live, kept, fused):
         plan_step = _compile_run(spec, group, infos, kept, index=len(plan_steps))
         plan_steps.append(plan_step)
-    return Plan(plan_steps, warnings)
+    plan = Plan(plan_steps, warnings)
+    if max_media_seconds is not None and plan.media_seconds > max_media_seconds:
+        raise SpecError(("params",), f"the job would produce {plan.media_seconds:.0f} s of "
+                        f"media; the limit is {max_media_seconds:.0f} s "
+                        "(MEDIAFLOW_MAX_MEDIA_SECONDS)", "too_long")
+    return plan
 
 
 def _job_steps(spec: JobSpec) -> list[_JobStep]:
@@ -198,17 +207,17 @@ def _plan_step(index: int, group: list[_JobStep], run: RunBuilder, written: Writ
               else WEIGHT_AUDIO_ENCODE if written.audio_encoded else WEIGHT_COPY)
     return PlanStep(
         index=index,
-        id=group[-1].step.id,
+        step_id=group[-1].step.id,
         op=op_name(types),
         covers=[job_step.step.id for job_step in group],
-        pool_hint="gpu-capable" if written.video_encoded and run.video_inputs else "cpu",
-        inputs=list(run.placed.values()),
+        gpu_capable=bool(written.video_encoded and run.video_inputs),
+        sources=list(run.placed.values()),
         scratch_files=dict(run.scratch_files),
         argv=argv,
         output_name=f"out.{target.extension}",
         output_kind=written.info.kind,
-        keep=keep,
-        expected_duration=duration,
+        keep_output=keep,
+        expected_seconds=duration or 0.0,
         weight=(duration or 1.0) * factor,
         video_inputs=list(run.video_inputs),
     )

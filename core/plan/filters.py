@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from core.jobspec import FONTS, Placement, color_rgba
 from core.plan.escape import filter_spec, format_number
+from core.spec import Placement
+from core.styles import FONTS, color_rgba
 
 AUDIO_RATE = 48_000
 

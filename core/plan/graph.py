@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
+from core.containers import DEMUXER_EXTENSIONS
+from core.mediainfo import MediaInfo, SubtitleTrack
 from core.plan.escape import PathPlaceholder, concat_list
-from core.plan.formats import DEMUXER_EXTENSIONS
-from core.plan.media import MediaInfo, SubtitleTrack
 from core.plan.model import PlanInput
 
 
@@ -86,7 +86,10 @@ class RunBuilder:
             if extension is None:
                 raise UnsupportedMedia(f"unsupported container {info.format_name!r}")
             name = f"in{len(self.placed)}"
-            self.placed[source] = PlanInput(name, source, f"{name}.{extension}")
+            is_step = source.startswith("@")
+            self.placed[source] = PlanInput(
+                placeholder=name, filename=f"{name}.{extension}",
+                file_id=None if is_step else source, step_id=source[1:] if is_step else None)
         return self.placed[source]
 
     def open(self, source: str, info: MediaInfo, *, loop: bool = False,
@@ -94,13 +97,13 @@ class RunBuilder:
         """Add ``source`` as an FFmpeg input and return its first video/audio streams."""
         placed = self.place(source, info)
         options = ["-stream_loop", "-1"] if loop else []
-        index = self._add_input(f"{{{placed.name}}}", info.demuxer, options,
+        index = self._add_input(f"{{{placed.placeholder}}}", info.demuxer, options,
                                 decodes_video=info.kind == "video")
         return self._streams(index, info, carry_subtitles)
 
     def open_subtitle_stream(self, source: str, info: MediaInfo) -> int:
         placed = self.place(source, info)
-        return self._add_input(f"{{{placed.name}}}", info.demuxer, [], decodes_video=False)
+        return self._add_input(f"{{{placed.placeholder}}}", info.demuxer, [], decodes_video=False)
 
     def open_concat(self, sources: list[tuple[str, MediaInfo]], joined: MediaInfo) -> Streams:
         """The concat demuxer over placed inputs: packets joined without decoding.

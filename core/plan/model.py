@@ -5,8 +5,8 @@ Placeholder convention (the runner's contract)
 Each :class:`PlanStep` runs in its own scratch directory ``D``:
 
 * ``{inN}`` — input ``N``; the runner places the file (copy, hard link or download) at
-  ``D/<PlanInput.filename>``, e.g. ``D/in0.mp4``. ``PlanInput.source`` says what to place:
-  a file id, or ``"@<plan step id>"`` for the output of an earlier PlanStep.
+  ``D/<PlanInput.filename>``, e.g. ``D/in0.mp4``. ``PlanInput.file_id`` or
+  ``PlanInput.step_id`` (the output of an earlier PlanStep) says what to place.
   Inputs are placed even when argv does not name them: a concat list refers to them by
   their bare file name, and the subtitles filter by path.
 * ``{scratch:NAME}`` — the runner writes ``scratch_files[NAME]`` (UTF-8) to ``D/NAME``.
@@ -16,6 +16,13 @@ Each :class:`PlanStep` runs in its own scratch directory ``D``:
 substitutes it. A placeholder that is a whole argument becomes the path as is; one embedded
 in a larger argument (only filtergraphs embed them) becomes the path escaped for a
 filtergraph value. Paths must be absolute, so none can start with ``-`` or read as a URL.
+
+One type from compiler to runner
+--------------------------------
+A :class:`PlanStep` is what ``POST /jobs/validate`` shows, what ``prepare_job`` returns to
+the workflow and what the step activity runs: the workflow carries it unchanged across
+the activity boundary. Its field names are therefore part of recorded workflow histories;
+a new field needs a default, and a renamed one breaks replay.
 """
 
 from __future__ import annotations
@@ -32,15 +39,18 @@ PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}")
 
 @dataclass(frozen=True)
 class PlanInput:
-    """A file the runner places in the step's directory before running it."""
+    """A file the runner places in the step's directory before running it: a user's file
+    (``file_id``) or an earlier run's output (``step_id``)."""
 
-    name: str  # placeholder name: "in0"
-    source: str  # file id, or "@<plan step id>"
+    placeholder: str  # "in0"
     filename: str  # "in0.mp4": the name it must have in the step directory
+    file_id: str | None = None
+    step_id: str | None = None
 
     @property
-    def is_step_output(self) -> bool:
-        return self.source.startswith("@")
+    def ref(self) -> str:
+        """The file id, or ``"@<step id>"`` for an earlier run's output (the spec's notation)."""
+        return f"@{self.step_id}" if self.step_id is not None else str(self.file_id)
 
 
 @dataclass
@@ -48,18 +58,18 @@ class PlanStep:
     """One FFmpeg run."""
 
     index: int
-    id: str  # the (last) job step it produces; "@<id>" in later inputs names its output
+    step_id: str  # the (last) job step it produces; "@<id>" in later inputs names its output
     op: str  # step type, or "fused:join+text+..." when several steps share one run (≤ 32)
-    covers: list[str]  # job step ids computed by this run, in order
-    pool_hint: str  # "cpu" (stream copy / audio only) or "gpu-capable" (decodes video)
-    inputs: list[PlanInput]
-    scratch_files: dict[str, str]
     argv: list[str]
+    sources: list[PlanInput]
     output_name: str  # "out.mp4"
-    output_kind: str  # "video" or "audio"
-    keep: bool  # whether the output becomes a job output File
-    expected_duration: float | None  # seconds of output, for progress percent
-    weight: float  # expected work, for progress across steps
+    output_kind: str = "video"  # "video" or "audio"
+    scratch_files: dict[str, str] = field(default_factory=dict)
+    gpu_capable: bool = False  # decodes video, so NVDEC can help; else CPU only (copy/audio)
+    expected_seconds: float = 0.0  # seconds of output, for progress percent; 0 when unknown
+    weight: float = 1.0  # expected work, for progress across steps
+    keep_output: bool = True  # whether the output becomes a job output File
+    covers: list[str] = field(default_factory=list)  # job step ids computed by this run
     video_inputs: list[str] = field(default_factory=list)  # "-i" targets that carry video
 
     @property
@@ -69,7 +79,7 @@ class PlanStep:
     def paths_in(self, directory: str) -> dict[str, str]:
         """The standard placeholder → path mapping for a scratch directory."""
         root = PurePosixPath(directory)
-        paths = {item.name: str(root / item.filename) for item in self.inputs}
+        paths = {item.placeholder: str(root / item.filename) for item in self.sources}
         paths.update({f"scratch:{name}": str(root / name) for name in self.scratch_files})
         paths["out"] = str(root / self.output_name)
         return paths
@@ -80,7 +90,8 @@ class PlanStep:
         return [self._render_arg(arg, paths) for arg in self.argv]
 
     def public(self) -> dict[str, Any]:
-        return {"step": self.id, "op": self.op, "pool": self.pool_hint, "argv": list(self.argv)}
+        pool = "gpu-capable" if self.gpu_capable else "cpu"
+        return {"step": self.step_id, "op": self.op, "pool": pool, "argv": list(self.argv)}
 
     def _render_arg(self, arg: str, paths: dict[str, str]) -> str:
         whole = PLACEHOLDER.fullmatch(arg)
@@ -90,7 +101,7 @@ class PlanStep:
 
     def _check_paths(self, paths: dict[str, str]) -> None:
         needed = {m.group(1) for arg in self.argv for m in PLACEHOLDER.finditer(arg)}
-        needed |= {item.name for item in self.inputs}
+        needed |= {item.placeholder for item in self.sources}
         missing = needed - paths.keys()
         if missing:
             raise ValueError(f"no path for placeholders: {sorted(missing)}")
@@ -106,9 +117,9 @@ class PlanStep:
             if not name.startswith("concat"):
                 continue
             directory = PurePosixPath(paths[f"scratch:{name}"]).parent
-            for item in self.inputs:
-                if PurePosixPath(paths[item.name]) != directory / item.filename:
-                    raise ValueError(f"{item.name} must be {directory / item.filename}")
+            for item in self.sources:
+                if PurePosixPath(paths[item.placeholder]) != directory / item.filename:
+                    raise ValueError(f"{item.placeholder} must be {directory / item.filename}")
 
 
 @dataclass
@@ -121,11 +132,12 @@ class Plan:
     @property
     def outputs(self) -> list[PlanStep]:
         """The runs whose results become job outputs."""
-        return [step for step in self.steps if step.keep]
+        return [step for step in self.steps if step.keep_output]
 
     @property
-    def total_weight(self) -> float:
-        return sum(step.weight for step in self.steps)
+    def media_seconds(self) -> float:
+        """Seconds of media the runs produce together."""
+        return sum(step.expected_seconds for step in self.steps)
 
     def public(self) -> list[dict[str, Any]]:
         """``[{step, op, pool, argv}]`` for ``POST /jobs/validate``; placeholders kept."""
@@ -138,7 +150,7 @@ def gpu_argv_variant(step: PlanStep) -> list[str]:
     Frames come back to system memory, so the CPU filters and libx264 stay as they are (the
     GPU box has no usable NVENC path for us). Steps that decode no video are returned as is.
     """
-    if step.pool_hint != "gpu-capable":
+    if not step.gpu_capable:
         return list(step.argv)
     argv: list[str] = []
     for position, arg in enumerate(step.argv):

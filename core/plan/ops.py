@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.jobspec import (
-    FONTS,
+from core.mediainfo import MediaInfo, SubtitleTrack
+from core.plan import filters
+from core.plan.escape import PathPlaceholder, filter_spec, format_number
+from core.plan.graph import EmbeddedSubtitle, Pad, RunBuilder, Streams, UnsupportedMedia
+from core.spec import (
     REF_PREFIX,
     AudioOverlayParams,
     JoinParams,
@@ -21,10 +24,7 @@ from core.jobspec import (
     TextOverlayParams,
     VideoOverlayParams,
 )
-from core.plan import filters
-from core.plan.escape import PathPlaceholder, filter_spec, format_number
-from core.plan.graph import EmbeddedSubtitle, Pad, RunBuilder, Streams, UnsupportedMedia
-from core.plan.media import MediaInfo, SubtitleTrack
+from core.styles import FONTS
 
 DEFAULT_FPS = 25.0
 #: Properties every input must share for the concat demuxer (and so for stream copy).
@@ -242,7 +242,7 @@ def subtitles(ctx: StepContext, params: SubtitlesParams) -> Streams:
         return Streams(base.info.with_(subtitles=(*base.info.subtitles, track.track)),
                        base.video, base.audio, (*base.subtitles, track))
     style = filters.libass_style(params.font, _script_font_size(params, source_codec, base))
-    burn = filter_spec("subtitles", filename=PathPlaceholder(f"{{{placed.name}}}"),
+    burn = filter_spec("subtitles", filename=PathPlaceholder(f"{{{placed.placeholder}}}"),
                        **({"force_style": style} if style else {}))
     return base.with_video(ctx.run.chain([video], [burn], "v"), video_codec=None)
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.jobspec import SpecError
+from core.mediainfo import MediaInfo, SubtitleTrack
 from core.plan import filters
 from core.plan.escape import format_number
-from core.plan.formats import Target
 from core.plan.graph import Pad, RunBuilder, Streams
-from core.plan.media import MediaInfo, SubtitleTrack
+from core.plan.target import Target
+from core.spec import SpecError
 
 #: How ffprobe names what we write, so a later run can force the right demuxer.
 FORMAT_NAMES = {

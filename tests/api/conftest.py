@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from api.ratelimit import reset_rate_limits
+from tests.utils.apps import reset_rate_limits
 
 
 @pytest.fixture(autouse=True)
-def fresh_rate_limits() -> None:
+def fresh_rate_limits(app: object) -> None:
     """Every test starts with empty counters, so tests cannot spend each other's limits."""
-    reset_rate_limits()
+    reset_rate_limits(app)

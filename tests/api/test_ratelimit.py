@@ -6,19 +6,20 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from api.ratelimit import RateLimitSettings, reset_rate_limits
+from core.config import Settings
+from tests.utils.apps import reset_rate_limits
 from tests.utils.users import create_user, login_headers
 
 
 async def test_request_budget_is_per_user_and_credential_agnostic(
-    client: httpx.AsyncClient, api_prefix: str
+    client: httpx.AsyncClient, api_prefix: str, app: object
 ) -> None:
     user, password = await create_user()
     bearer = await login_headers(client, user.email, password)
     key = (await client.post(f"{api_prefix}/api-keys", headers=bearer, json={"name": "k"})).json()
     other, other_password = await create_user()
     other_bearer = await login_headers(client, other.email, other_password)
-    reset_rate_limits(RateLimitSettings(rate_limit_requests="3/minute"))
+    reset_rate_limits(app, rate_limit_requests="3/minute")
 
     statuses = [
         (await client.get(f"{api_prefix}{path}", headers=headers)).status_code
@@ -38,21 +39,27 @@ async def test_request_budget_is_per_user_and_credential_agnostic(
 
 
 async def test_unauthenticated_requests_do_not_spend_a_budget(
-    client: httpx.AsyncClient, api_prefix: str
+    client: httpx.AsyncClient, api_prefix: str, app: object
 ) -> None:
-    reset_rate_limits(RateLimitSettings(rate_limit_requests="1/minute"))
+    reset_rate_limits(app, rate_limit_requests="1/minute")
 
     for _ in range(3):
         assert (await client.get(f"{api_prefix}/auth/me")).status_code == 401
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    defaults = RateLimitSettings(_env_file=None)  # type: ignore[call-arg]
-    assert (defaults.rate_limit_login, defaults.rate_limit_requests) == ("10/minute", "600/minute")
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (defaults.rate_limit_login, defaults.rate_limit_requests,
+            defaults.rate_limit_storage) == ("10/minute", "600/minute", "memory://")
 
     monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_LOGIN", "5 per 30 seconds")
-    assert RateLimitSettings(_env_file=None).rate_limit_login == "5 per 30 seconds"  # type: ignore[call-arg]
+    assert Settings(_env_file=None).rate_limit_login == "5 per 30 seconds"  # type: ignore[call-arg]
 
     monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_REQUESTS", "lots")
     with pytest.raises(ValidationError):
-        RateLimitSettings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.delenv("MEDIAFLOW_RATE_LIMIT_REQUESTS")
+
+    monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_STORAGE", "memcached://127.0.0.1:11211")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]

@@ -30,10 +30,9 @@ DOCKERIGNORE = REPO / ".dockerignore"
 def settings_classes() -> tuple[type[BaseSettings], ...]:
     """Every pydantic-settings class of the code: all read ``MEDIAFLOW_*`` variables.
     (tests/deploy/test_docs.py fails when a new one appears and is not listed here.)"""
-    from api.ratelimit import RateLimitSettings
     from core.config import Settings
 
-    return (Settings, RateLimitSettings)
+    return (Settings,)
 
 
 def setting_names() -> set[str]:

@@ -2,7 +2,7 @@
 
 Nothing here runs Docker: the file is parsed, interpolated the way compose does, and
 checked against the code it deploys (``core.config.Settings``, the ``mediaflow`` CLI,
-``workflows.names``, the API's routes).
+``core.temporal``, the API's routes).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 import typer
 
+from core import temporal as names
 from core.config import Settings
 from tests.deploy.static import (
     REPO,
@@ -31,7 +32,6 @@ from tests.deploy.static import (
     services,
     setting_names,
 )
-from workflows import names
 
 SPEC_SERVICES = {
     "postgres", "temporal", "temporal-ui", "minio", "migrate", "api", "worker-cpu",
@@ -202,7 +202,6 @@ def test_compose_environment_makes_settings_that_start_the_api() -> None:
     production start-up check, and the app built from it serves the health check and
     metrics that the healthcheck and Prometheus use."""
     from api.main import create_app
-    from api.ratelimit import RateLimitSettings
 
     env = app_env("api")
     prefix = len(SETTINGS_PREFIX)
@@ -212,9 +211,7 @@ def test_compose_environment_makes_settings_that_start_the_api() -> None:
     settings = Settings.model_validate(
         {k: v for k, v in values.items() if k in Settings.model_fields})
     settings.check_startup()
-    limits = RateLimitSettings.model_validate(
-        {k: v for k, v in values.items() if k in RateLimitSettings.model_fields})
-    assert limits.rate_limit_login and limits.rate_limit_requests
+    assert settings.rate_limit_login and settings.rate_limit_requests
     assert settings.is_postgres and settings.storage == "s3" and not settings.is_dev
     assert settings.webhook_allow_private is False
     app = create_app(settings)

@@ -18,7 +18,7 @@ async def test_a_late_status_write_never_buries_an_ending(
     user, _ = await create_user()
     job = Job(user=user.id, type="join", status="processing", workflow_id="job-x")
     await job.save()
-    books = BookkeepingActivities(settings, get_storage(settings))
+    books = BookkeepingActivities(get_storage(settings))
     env = ActivityEnvironment()
 
     await env.run(books.update_job_status, StatusUpdate(

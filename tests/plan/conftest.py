@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from core.jobspec import JobSpec
 from core.plan import MediaInfo, Plan
+from core.spec import JobSpec
 
 LAVFI_VIDEO = "testsrc2=size=320x240:rate=25"
 TEST_OUTPUT = {"preset": "ultrafast"}
@@ -83,17 +83,17 @@ class MediaLibrary:
             directory = workdir / f"step{step.index}"
             directory.mkdir(parents=True)
             paths = step.paths_in(str(directory))
-            for item in step.inputs:
-                source = (outputs[item.source[1:]] if item.is_step_output
-                          else self.paths[item.source])
-                os.symlink(source, paths[item.name])
+            for item in step.sources:
+                source = (outputs[item.step_id] if item.step_id is not None
+                          else self.paths[item.ref])
+                os.symlink(source, paths[item.placeholder])
             for name, content in step.scratch_files.items():
                 Path(paths[f"scratch:{name}"]).write_text(content, encoding="utf-8")
             result = subprocess.run(step.render(paths), capture_output=True, text=True,
                                     timeout=120)
             assert result.returncode == 0, result.stderr[-4000:]
             assert "progress=end" in result.stdout  # -progress pipe:1 reports to stdout
-            outputs[step.id] = Path(paths["out"])
+            outputs[step.step_id] = Path(paths["out"])
         return outputs
 
 

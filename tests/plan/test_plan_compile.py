@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from core.jobspec import JobSpec, SpecError
+from core.mediainfo import MediaInfo
 from core.plan import Plan, PlanStep, compile_plan, gpu_argv_variant
-from core.plan.media import MediaInfo
+from core.spec import JobSpec, SpecError
 
 PREFIX = ["ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats"]
 HOSTILE_TEXTS = [
@@ -19,7 +19,7 @@ HOSTILE_TEXTS = [
 
 
 def steps_of(plan: Plan) -> list[tuple[str, str]]:
-    return [(step.id, step.op) for step in plan.steps]
+    return [(step.step_id, step.op) for step in plan.steps]
 
 
 def input_blocks(argv: list[str]) -> list[list[str]]:
@@ -75,15 +75,15 @@ def test_fused_chain_is_one_clean_run(library, job) -> None:
     assert step.covers == ["joined", "titled", "scored", "subbed"]
     assert step.argv.count("-filter_complex") == 1
     assert step.argv.count("-c:v") == 1 and "libx264" in step.argv
-    assert [item.filename for item in step.inputs] == ["in0.mp4", "in1.mp4", "in2.mp3",
+    assert [item.filename for item in step.sources] == ["in0.mp4", "in1.mp4", "in2.mp3",
                                                        "in3.srt"]
     assert step.scratch_files["concat.txt"] == (
         "ffconcat version 1.0\nfile 'in0.mp4'\nfile 'in1.mp4'\n")
     assert step.scratch_files["text.txt"] == "Title"
-    assert (step.keep, step.output_name, step.output_kind, step.pool_hint) == (
-        True, "out.mp4", "video", "gpu-capable")
-    assert step.expected_duration == pytest.approx(3.0, abs=0.1)
-    assert step.weight == pytest.approx(step.expected_duration)
+    assert (step.keep_output, step.output_name, step.output_kind, step.gpu_capable) == (
+        True, "out.mp4", "video", True)
+    assert step.expected_seconds == pytest.approx(3.0, abs=0.1)
+    assert step.weight == pytest.approx(step.expected_seconds)
     assert plan.outputs == [step] and plan.warnings == []
 
 
@@ -91,17 +91,17 @@ def test_stepwise_chain_is_one_run_per_step(library, job) -> None:
     plan = compile_plan(chain(library, job, execution="stepwise"), library.media)
     assert steps_of(plan) == [("joined", "join"), ("titled", "text_overlay"),
                               ("scored", "audio_overlay"), ("subbed", "subtitles")]
-    assert [step.keep for step in plan.steps] == [False, False, False, True]
+    assert [step.keep_output for step in plan.steps] == [False, False, False, True]
     assert [step.output_name for step in plan.steps] == [
         "out.mkv", "out.mkv", "out.mkv", "out.mp4"]
-    assert [item.source for item in plan.steps[1].inputs] == ["@joined"]
-    assert [item.filename for item in plan.steps[1].inputs] == ["in0.mkv"]
+    assert [item.ref for item in plan.steps[1].sources] == ["@joined"]
+    assert [item.filename for item in plan.steps[1].sources] == ["in0.mkv"]
     # the joined clips match, so the join is a stream copy and cheap
-    assert plan.steps[0].pool_hint == "cpu"
-    assert plan.steps[0].weight == pytest.approx(0.05 * plan.steps[0].expected_duration)
+    assert plan.steps[0].gpu_capable is False
+    assert plan.steps[0].weight == pytest.approx(0.05 * plan.steps[0].expected_seconds)
     # the audio overlay leaves the h264 video alone: copied, only audio encoded
     scored = plan.steps[2].argv
-    assert scored[scored.index("-c:v") + 1] == "copy" and plan.steps[2].pool_hint == "cpu"
+    assert scored[scored.index("-c:v") + 1] == "copy" and plan.steps[2].gpu_capable is False
     for step in plan.steps:
         assert_clean_argv(step, library)
 
@@ -110,8 +110,8 @@ def test_kept_intermediate_splits_the_run(library, job) -> None:
     plan = compile_plan(chain(library, job, outputs=["titled", "subbed"]), library.media)
     assert steps_of(plan) == [("titled", "fused:join+text"),
                               ("subbed", "fused:audio+subtitles")]
-    assert [step.keep for step in plan.steps] == [True, True]
-    assert plan.steps[1].inputs[0].source == "@titled"
+    assert [step.keep_output for step in plan.steps] == [True, True]
+    assert plan.steps[1].sources[0].ref == "@titled"
     assert plan.steps[0].output_name == "out.mp4"
 
 
@@ -134,7 +134,7 @@ def test_output_used_twice_is_written_once(library, job) -> None:
     ]})
     plan = compile_plan(spec, library.media)
     assert steps_of(plan) == [("a", "text_overlay"), ("b", "video_overlay")]
-    assert [item.source for item in plan.steps[1].inputs] == ["@a"]  # placed once, read twice
+    assert [item.ref for item in plan.steps[1].sources] == ["@a"]  # placed once, read twice
 
 
 def test_unused_steps_are_skipped_with_a_warning(library, job) -> None:
@@ -186,7 +186,7 @@ def test_join_auto_copies_matching_clips(library, job) -> None:
     assert "-format_whitelist" in argv and "concat,mov" in argv
     assert argv[argv.index("-c:v") + 1] == "copy" and argv[argv.index("-c:a") + 1] == "copy"
     assert "-filter_complex" not in argv
-    assert plan.steps[0].expected_duration == pytest.approx(3.0, abs=0.1)
+    assert plan.steps[0].expected_seconds == pytest.approx(3.0, abs=0.1)
 
 
 def test_join_auto_reencodes_different_clips(library, job) -> None:
@@ -197,7 +197,7 @@ def test_join_auto_reencodes_different_clips(library, job) -> None:
     assert "concat=n=2:v=1:a=1" in graph and "anullsrc" in graph
     assert "scale=w=320:h=240:force_original_aspect_ratio=decrease" in graph
     assert "concat" not in argv[:argv.index("-filter_complex")]
-    assert plan.steps[0].pool_hint == "gpu-capable"
+    assert plan.steps[0].gpu_capable is True
 
 
 def test_join_copy_refuses_different_clips(library, job) -> None:

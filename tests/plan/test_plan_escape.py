@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from core.jobspec import FONTS
 from core.plan.escape import (
     PathPlaceholder,
     concat_list,
@@ -17,6 +16,7 @@ from core.plan.escape import (
     filter_spec,
     format_number,
 )
+from core.styles import FONTS
 
 HOSTILE = "a:b'c\\d[e]f,g;h i=j%{pts}"
 

@@ -21,7 +21,7 @@ def run_job(library, job, tmp_path: Path, job_type: str, params: dict[str, Any],
             **output: Any) -> tuple[Any, Path]:
     plan = compile_plan(job(job_type, params, **output), library.media)
     outputs = library.run(plan, tmp_path)
-    return plan, outputs[plan.steps[-1].id]
+    return plan, outputs[plan.steps[-1].step_id]
 
 
 # --------------------------------------------------------------------------- text
@@ -88,7 +88,7 @@ def test_text_xy_and_time_window(library, job, tmp_path, frame_box) -> None:
 def test_join_copy(library, job, probe, tmp_path) -> None:
     plan, out = run_job(library, job, tmp_path, "join",
                         {"inputs": [library["clip2s"], library["clip1s"]], "mode": "copy"})
-    assert plan.steps[0].pool_hint == "cpu"
+    assert plan.steps[0].gpu_capable is False
     result = probe(out)
     assert result.duration == pytest.approx(3.0, abs=0.1)
     assert [s["codec_name"] for s in result.data["streams"]] == ["h264", "aac"]
@@ -172,7 +172,7 @@ def test_subtitles_embed(library, job, probe, tmp_path, container: str, codec: s
     subtitle = result.streams("subtitle")[0]
     assert subtitle["codec_name"] == codec and subtitle["tags"]["language"] == "eng"
     if container != "webm":
-        assert plan.steps[0].pool_hint == "cpu"  # nothing decoded: all streams copied
+        assert plan.steps[0].gpu_capable is False  # nothing decoded: all streams copied
     # the last cue ends at 1.4 s: the track is cut at the end of the 1 s clip
     assert result.duration == pytest.approx(1.0, abs=0.1)
 
@@ -245,7 +245,7 @@ def test_combined_keeps_intermediate_and_embeds(library, job, probe, tmp_path) -
          "params": {"video": "@titled", "overlay": "@subbed", "scale": 0.3}},
     ], "outputs": ["titled", "framed"]}, container="mkv")
     plan = compile_plan(spec, library.media)
-    assert [step.id for step in plan.steps] == ["subbed", "titled", "framed"]
+    assert [step.step_id for step in plan.steps] == ["subbed", "titled", "framed"]
     outputs = library.run(plan, tmp_path)
     for step_id in ("titled", "framed"):
         result = probe(outputs[step_id])

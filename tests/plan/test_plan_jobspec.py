@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from core.jobspec import (
-    FONTS,
+from core.spec import (
     JobSpec,
     OutputSpec,
     check_kinds,
     referenced_file_ids,
     required_kinds,
 )
+from core.styles import FONTS
 
 V1 = "0b6c5a5e-1111-4222-8333-944445555661"
 V2 = "0b6c5a5e-1111-4222-8333-944445555662"

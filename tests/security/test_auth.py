@@ -21,17 +21,17 @@ import httpx
 import jwt
 import pytest
 
-from api.ratelimit import RateLimitSettings, reset_rate_limits
 from core.config import Settings
+from tests.utils.apps import reset_rate_limits
 from tests.utils.users import create_user, login_headers, login_tokens, new_user_headers
 
 ClientFrom = Callable[[str], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
 @pytest.fixture(autouse=True)
-def strict_login_limit() -> None:
+def strict_login_limit(app: object) -> None:
     """Fresh counters, and a login limit low enough to reach quickly."""
-    reset_rate_limits(RateLimitSettings(rate_limit_login="3/minute"))
+    reset_rate_limits(app, rate_limit_login="3/minute")
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.ffmpeg import FFmpegActivities
 from core.config import Settings
+from core.plan.model import PlanInput, PlanStep
 from core.storage import get_storage
 from tests.utils.apps import other_app
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import duration, ffprobe
 from tests.utils.users import new_user_headers
-from workflows.types import StepInput, StepSource, StepSpec
+from workflows.types import StepInput
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -127,11 +128,11 @@ async def test_hung_ffmpeg_is_killed_and_fails_clearly(settings: Settings, tmp_p
     os.mkfifo(fifo)
     activities = FFmpegActivities(settings, storage, "cpu")
     activities.stall_seconds = 2.0
-    step = StepSpec(index=0, step_id="hang", op="text_overlay",
+    step = PlanStep(index=0, step_id="hang", op="text_overlay",
                     argv=["ffmpeg", "-nostdin", "-progress", "pipe:1", "-protocol_whitelist",
                           "file", "-f", "mov", "-i", "{in0}", "-f", "null", "{out}"],
-                    sources=[StepSource(placeholder="in0", filename="in0.mp4", step_id="prev")],
-                    output_ext="nut", output_name="out.nut", expected_seconds=1)
+                    sources=[PlanInput(placeholder="in0", filename="in0.mp4", step_id="prev")],
+                    output_name="out.nut", expected_seconds=1)
     request = StepInput(job_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), step=step,
                         pool="cpu", earlier_outputs={"prev": key})
     env = ActivityEnvironment()
@@ -229,12 +230,12 @@ async def test_the_step_heartbeats_through_a_slow_download(
     await storage.put_file(key, media_dir / "b.mp4")
     activities = FFmpegActivities(settings, SlowRemoteStorage(storage, 2.0), "cpu")
     activities.keepalive_seconds = 0.3
-    step = StepSpec(index=0, step_id="slow", op="join",
+    step = PlanStep(index=0, step_id="slow", op="join",
                     argv=["ffmpeg", "-nostdin", "-progress", "pipe:1", "-protocol_whitelist",
                           "file", "-f", "mov", "-i", "{in0}", "-c", "copy", "-f", "mp4",
                           "{out}"],
-                    sources=[StepSource(placeholder="in0", filename="in0.mp4", step_id="prev")],
-                    output_ext="mp4", output_name="out.mp4", expected_seconds=1.5)
+                    sources=[PlanInput(placeholder="in0", filename="in0.mp4", step_id="prev")],
+                    output_name="out.mp4", expected_seconds=1.5)
     request = StepInput(job_id=str(uuid.uuid4()), user_id=str(uuid.uuid4()), step=step,
                         pool="cpu", earlier_outputs={"prev": key})
     beats: list[float] = []

@@ -1,4 +1,4 @@
-"""A second API app with changed settings, for limits the session app cannot show."""
+"""Apps with other settings: a second API app, and fresh rate limits for the session app."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from api.main import create_app
+from api.ratelimit import RateLimiter
 from core.config import Settings
 from core.db import bind_tables
 from core.tables import User
@@ -31,3 +32,10 @@ async def other_app(settings: Settings, **overrides: Any,
     finally:
         if previous is not None:
             bind_tables(previous)
+
+
+def reset_rate_limits(app: Any, **limits: str) -> None:
+    """Forget every counter of ``app`` (and use other limits if given): tests cannot
+    spend each other's budgets."""
+    settings: Settings = app.state.settings
+    app.state.rate_limiter = RateLimiter(settings.model_copy(update=limits))

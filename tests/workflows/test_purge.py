@@ -16,13 +16,14 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.cleanup import CleanupActivities, ensure_purge_schedule
+from activities.purge import PurgeActivities
+from activities.schedules import ensure_purge_schedule
 from core.config import Settings
 from core.tables import MediaFile
+from core.temporal import JOBS_QUEUE
 from tests.utils.jobs import keep_history
 from tests.utils.media import make_png
 from tests.utils.users import new_user_headers
-from workflows.names import JOBS_QUEUE
 from workflows.purge import PURGE_SCHEDULE_ID, PURGE_WORKFLOW_TYPE, PurgeDeletedFilesWorkflow
 from workflows.types import PurgeInput, PurgeResult
 
@@ -40,7 +41,7 @@ async def purge_queue(app: FastAPI, temporal_env: WorkflowEnvironment) -> AsyncI
     queue = f"purge-{uuid.uuid4()}"
     async with Worker(temporal_env.client, task_queue=queue,
                       workflows=[PurgeDeletedFilesWorkflow],
-                      activities=[CleanupActivities(app.state.storage).purge_deleted_files]):
+                      activities=[PurgeActivities(app.state.storage).purge_deleted_files]):
         yield queue
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from activities.cleanup import ensure_reconcile_schedule
+from activities.schedules import ensure_reconcile_schedule
+from core.temporal import JOBS_QUEUE
 from tests.utils.jobs import keep_history, submit, upload
-from workflows.names import JOBS_QUEUE
 from workflows.reconcile import RECONCILE_SCHEDULE_ID, ReconcileJobsWorkflow
 from workflows.types import ReconcileInput
 

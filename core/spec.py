@@ -50,6 +50,14 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from core.containers import (
+    CONTAINER_AUDIO_CODECS,
+    CONTAINER_DEFAULT_CODECS,
+    CONTAINER_VIDEO_CODECS,
+    SUBTITLE_CONTAINERS,
+)
+from core.styles import FONTS, NAMED_COLORS
+
 # --------------------------------------------------------------------------- vocabularies
 
 JobType = Literal["join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "combined"]
@@ -71,76 +79,6 @@ Preset = Literal[
 #: we format into filtergraphs short and finite; the real media limit is a setting.
 MAX_SECONDS = 86_400.0
 MAX_FRAME_PX = 8192
-
-#: Which codecs each container can carry, and what an unspecified codec means for it.
-CONTAINER_VIDEO_CODECS: dict[str, frozenset[str]] = {
-    "mp4": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
-    "mov": frozenset({"h264", "hevc", "copy", "none"}),
-    "mkv": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
-    "webm": frozenset({"vp9", "copy", "none"}),
-    "m4a": frozenset({"none"}),
-    "mp3": frozenset({"none"}),
-    "wav": frozenset({"none"}),
-}
-CONTAINER_AUDIO_CODECS: dict[str, frozenset[str]] = {
-    "mp4": frozenset({"aac", "mp3", "opus", "copy", "none"}),
-    "mov": frozenset({"aac", "mp3", "pcm_s16le", "copy", "none"}),
-    "mkv": frozenset({"aac", "mp3", "opus", "pcm_s16le", "copy", "none"}),
-    "webm": frozenset({"opus", "copy", "none"}),
-    "m4a": frozenset({"aac", "copy"}),
-    "mp3": frozenset({"mp3", "copy"}),
-    "wav": frozenset({"pcm_s16le", "copy"}),
-}
-CONTAINER_DEFAULT_CODECS: dict[str, tuple[str, str]] = {
-    "webm": ("vp9", "opus"),
-    "m4a": ("none", "aac"),
-    "mp3": ("none", "mp3"),
-    "wav": ("none", "pcm_s16le"),
-}
-#: Containers that can hold an embedded subtitle track.
-SUBTITLE_CONTAINERS = frozenset({"mp4", "mov", "mkv", "webm"})
-
-FONT_DIR = "/usr/share/fonts/truetype/dejavu"
-
-
-@dataclass(frozen=True)
-class FontChoice:
-    """An allowlisted font: the file drawtext loads, and the family/style libass matches."""
-
-    file: str
-    family: str
-    bold: bool = False
-    italic: bool = False
-
-
-#: Fonts a user may name. Users pick a name; the path is ours (SECURITY item 5).
-FONTS: dict[str, FontChoice] = {
-    "DejaVu Sans": FontChoice(f"{FONT_DIR}/DejaVuSans.ttf", "DejaVu Sans"),
-    "DejaVu Sans Bold": FontChoice(f"{FONT_DIR}/DejaVuSans-Bold.ttf", "DejaVu Sans", bold=True),
-    "DejaVu Sans Oblique": FontChoice(
-        f"{FONT_DIR}/DejaVuSans-Oblique.ttf", "DejaVu Sans", italic=True
-    ),
-    "DejaVu Sans Condensed": FontChoice(
-        f"{FONT_DIR}/DejaVuSansCondensed.ttf", "DejaVu Sans Condensed"
-    ),
-    "DejaVu Sans Mono": FontChoice(f"{FONT_DIR}/DejaVuSansMono.ttf", "DejaVu Sans Mono"),
-    "DejaVu Sans Mono Bold": FontChoice(
-        f"{FONT_DIR}/DejaVuSansMono-Bold.ttf", "DejaVu Sans Mono", bold=True
-    ),
-    "DejaVu Serif": FontChoice(f"{FONT_DIR}/DejaVuSerif.ttf", "DejaVu Serif"),
-    "DejaVu Serif Bold": FontChoice(
-        f"{FONT_DIR}/DejaVuSerif-Bold.ttf", "DejaVu Serif", bold=True
-    ),
-}
-
-#: Named colours accepted besides ``#RRGGBB[AA]``, as ``#RRGGBB``.
-NAMED_COLORS: dict[str, str] = {
-    "white": "#FFFFFF", "black": "#000000", "red": "#FF0000", "green": "#008000",
-    "lime": "#00FF00", "blue": "#0000FF", "yellow": "#FFFF00", "cyan": "#00FFFF",
-    "magenta": "#FF00FF", "gray": "#808080", "grey": "#808080", "silver": "#C0C0C0",
-    "orange": "#FFA500", "purple": "#800080", "pink": "#FFC0CB", "brown": "#A52A2A",
-    "navy": "#000080", "teal": "#008080", "maroon": "#800000", "olive": "#808000",
-}
 
 # --------------------------------------------------------------------------- scalar types
 
@@ -715,12 +653,3 @@ def check_kinds(spec: JobSpec, kinds: dict[str, str]) -> list[SpecError]:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def color_rgba(value: str) -> tuple[int, int, int, int]:
-    """A validated :data:`Color` as (r, g, b, a) bytes."""
-    hex_value = NAMED_COLORS.get(value, value).lstrip("#")
-    if len(hex_value) == 6:
-        hex_value += "FF"
-    return tuple(int(hex_value[i:i + 2], 16) for i in range(0, 8, 2))  # type: ignore[return-value]
-

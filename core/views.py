@@ -1,19 +1,20 @@
-"""The public shape of a job (SPEC §3 ``Job``), shared by the API and webhooks."""
+"""Public views of stored rows: the ``Job`` of docs/API.md, shared by the API's answers
+and the webhooks' bodies, so both always show the same shape."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from core.enums import JobStatus
+
 PROGRESS_KEYS = ("percent", "step", "steps_done", "steps_total", "eta_seconds", "speed")
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-ACTIVE_STATUSES = ("pending", "processing", "paused")
 
 
 def public_progress(progress: dict | None, status: str) -> dict[str, Any]:
     progress = progress or {}
     view = {key: progress.get(key) for key in PROGRESS_KEYS}
-    view["percent"] = 100.0 if status == "completed" else float(view["percent"] or 0.0)
+    view["percent"] = 100.0 if status == JobStatus.completed else float(view["percent"] or 0.0)
     view["steps_done"] = int(view["steps_done"] or 0)
     view["steps_total"] = int(view["steps_total"] or 0)
     return view

@@ -1,4 +1,5 @@
-"""Job control shared by the user routes and the operator routes.
+"""Job reads and control, shared by the user routes (``/jobs``) and the operator routes
+(``/admin/jobs``): the two differ only in whose jobs they may see.
 
 Reads come from the database; while a job runs, its live progress comes from the
 workflow's ``progress`` query. Anything an operator did in the Temporal UI or CLI
@@ -9,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import HTTPException, status
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError
 
-from core.jobview import TERMINAL_STATUSES, job_public
+from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
+from core.views import job_public
+from workflows.types import RerouteInput
 
 QUERY_TIMEOUT = 3.0
+Control = Literal["cancel", "pause", "resume"]
 
 
 def parse_id(value: str) -> uuid.UUID:
@@ -39,6 +43,22 @@ async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found")
     return row
+
+
+async def page_of_jobs(limit: int, offset: int, owner: uuid.UUID | None,
+                       status_: JobStatus | None, type_: str | None) -> dict:
+    """``{items, total}``, newest first; ``owner`` None for an operator's view of all."""
+    where = []
+    if owner is not None:
+        where.append(Job.user == owner)
+    if status_:
+        where.append(Job.status == status_)
+    if type_:
+        where.append(Job.type == type_)
+    rows = await Job.select().where(*where).order_by(Job.created_at, ascending=False).limit(
+        limit).offset(offset).output(load_json=True)
+    total = await Job.count().where(*where)
+    return {"items": [job_public(r) for r in rows], "total": total}
 
 
 def handle_of(temporal: Client, row: dict[str, Any]) -> WorkflowHandle:
@@ -76,23 +96,29 @@ def require_active(row: dict[str, Any]) -> None:
                             detail=f"job is already {row['status']}")
 
 
-async def cancel(temporal: Client, row: dict[str, Any]) -> None:
-    require_active(row)
-    try:
-        await handle_of(temporal, row).cancel()
-    except RPCError as exc:
-        await reconcile(temporal, row)
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="job is no longer running") from exc
+async def control(temporal: Client, job_id: str, owner: uuid.UUID | None,
+                  action: Control) -> dict[str, Any]:
+    """Cancel, pause or resume a job (409 once it has ended); the Job as it was asked."""
+    row = await load_job(job_id, owner)
+    if action == "cancel":
+        await _reach(temporal, row, lambda handle: handle.cancel())
+    else:
+        await _reach(temporal, row, lambda handle: handle.signal(action))
+    return job_public(row)
 
 
-async def signal(temporal: Client, row: dict[str, Any], name: str, arg: Any = None) -> None:
+async def reroute(temporal: Client, row: dict[str, Any], pool: str) -> dict[str, Any]:
+    """Send the job's remaining steps to ``pool`` (operators only)."""
+    await _reach(temporal, row, lambda handle: handle.signal("reroute", RerouteInput(pool=pool)))
+    return job_public(row)
+
+
+async def _reach(temporal: Client, row: dict[str, Any], call: Any) -> None:
+    """Deliver a cancel or signal to a job's workflow; 409 when the job has ended (by the
+    row, or by Temporal: a workflow closed outside mediaflow is reconciled first)."""
     require_active(row)
-    handle = handle_of(temporal, row)
     try:
-        if arg is None:
-            await handle.signal(name)
-        else:
-            await handle.signal(name, arg)
+        await call(handle_of(temporal, row))
     except RPCError as exc:
         await reconcile(temporal, row)
         raise HTTPException(status.HTTP_409_CONFLICT, detail="job is no longer running") from exc

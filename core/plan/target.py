@@ -1,62 +1,14 @@
-"""Containers and codecs: forced demuxers, muxers, encoder options, stream-copy rules."""
+"""How one run writes its result: encoder and muxer options for a :class:`Target`.
+
+What each container can hold (and copy) is in :mod:`core.containers`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.jobspec import OutputSpec
-
-#: Demuxers we force with ``-f`` (by ffprobe's first format name) and the extension the
-#: runner gives the placed file. Anything else is refused: it should never have been
-#: accepted at upload (SECURITY items 1-2), and forcing the demuxer keeps FFmpeg from
-#: re-guessing a hostile file as a playlist.
-DEMUXER_EXTENSIONS: dict[str, str] = {
-    "mov": "mp4",
-    "matroska": "mkv",
-    "avi": "avi",
-    "mpegts": "ts",
-    "flv": "flv",
-    "mp3": "mp3",
-    "wav": "wav",
-    "ogg": "ogg",
-    "flac": "flac",
-    "aac": "aac",
-    "png_pipe": "png",
-    "jpeg_pipe": "jpg",
-    "webp_pipe": "webp",
-    "srt": "srt",
-    "ass": "ass",
-    "webvtt": "vtt",
-}
-
-#: Container → (FFmpeg muxer, file extension).
-MUXERS: dict[str, tuple[str, str]] = {
-    "mp4": ("mp4", "mp4"),
-    "mov": ("mov", "mov"),
-    "mkv": ("matroska", "mkv"),
-    "webm": ("webm", "webm"),
-    "m4a": ("ipod", "m4a"),
-    "mp3": ("mp3", "mp3"),
-    "wav": ("wav", "wav"),
-}
-FASTSTART_CONTAINERS = frozenset({"mp4", "mov", "m4a"})
-
-#: Codec names as ffprobe reports them, for the codecs a container can take by stream copy.
-COPYABLE_VIDEO: dict[str, frozenset[str] | None] = {
-    "mp4": frozenset({"h264", "hevc", "vp9", "av1", "mpeg4"}),
-    "mov": frozenset({"h264", "hevc", "mpeg4", "prores", "mjpeg"}),
-    "mkv": None,  # anything
-    "webm": frozenset({"vp8", "vp9", "av1"}),
-}
-COPYABLE_AUDIO: dict[str, frozenset[str] | None] = {
-    "mp4": frozenset({"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}),
-    "mov": frozenset({"aac", "mp3", "alac", "pcm_s16le", "pcm_s24le", "ac3"}),
-    "mkv": None,
-    "webm": frozenset({"opus", "vorbis"}),
-    "m4a": frozenset({"aac", "alac"}),
-    "mp3": frozenset({"mp3"}),
-    "wav": frozenset({"pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_u8"}),
-}
+from core.containers import COPYABLE_AUDIO, COPYABLE_VIDEO, FASTSTART_CONTAINERS, MUXERS
+from core.spec import OutputSpec
 
 _VP9_CPU_USED = {
     "ultrafast": 8, "superfast": 7, "veryfast": 6, "faster": 5, "fast": 4, "medium": 3,

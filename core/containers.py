@@ -1,0 +1,90 @@
+"""Container and codec facts, in one place: what each output container can hold, what an
+unspecified codec means for it, which muxer writes it, which demuxer reads each accepted
+input, and which probed codecs a container takes by stream copy.
+
+Pure tables. The job spec (``core.spec``) validates against them; the plan compiler
+(``core.plan``) builds argv from them.
+"""
+
+from __future__ import annotations
+
+#: Which codecs each container can carry, and what an unspecified codec means for it.
+CONTAINER_VIDEO_CODECS: dict[str, frozenset[str]] = {
+    "mp4": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
+    "mov": frozenset({"h264", "hevc", "copy", "none"}),
+    "mkv": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
+    "webm": frozenset({"vp9", "copy", "none"}),
+    "m4a": frozenset({"none"}),
+    "mp3": frozenset({"none"}),
+    "wav": frozenset({"none"}),
+}
+CONTAINER_AUDIO_CODECS: dict[str, frozenset[str]] = {
+    "mp4": frozenset({"aac", "mp3", "opus", "copy", "none"}),
+    "mov": frozenset({"aac", "mp3", "pcm_s16le", "copy", "none"}),
+    "mkv": frozenset({"aac", "mp3", "opus", "pcm_s16le", "copy", "none"}),
+    "webm": frozenset({"opus", "copy", "none"}),
+    "m4a": frozenset({"aac", "copy"}),
+    "mp3": frozenset({"mp3", "copy"}),
+    "wav": frozenset({"pcm_s16le", "copy"}),
+}
+CONTAINER_DEFAULT_CODECS: dict[str, tuple[str, str]] = {
+    "webm": ("vp9", "opus"),
+    "m4a": ("none", "aac"),
+    "mp3": ("none", "mp3"),
+    "wav": ("none", "pcm_s16le"),
+}
+#: Containers that can hold an embedded subtitle track.
+SUBTITLE_CONTAINERS = frozenset({"mp4", "mov", "mkv", "webm"})
+
+
+#: Demuxers we force with ``-f`` (by ffprobe's first format name) and the extension the
+#: runner gives the placed file. Anything else is refused: it should never have been
+#: accepted at upload (docs/SECURITY.md #1, #2), and forcing the demuxer keeps FFmpeg from
+#: re-guessing a hostile file as a playlist.
+DEMUXER_EXTENSIONS: dict[str, str] = {
+    "mov": "mp4",
+    "matroska": "mkv",
+    "avi": "avi",
+    "mpegts": "ts",
+    "flv": "flv",
+    "mp3": "mp3",
+    "wav": "wav",
+    "ogg": "ogg",
+    "flac": "flac",
+    "aac": "aac",
+    "png_pipe": "png",
+    "jpeg_pipe": "jpg",
+    "webp_pipe": "webp",
+    "srt": "srt",
+    "ass": "ass",
+    "webvtt": "vtt",
+}
+
+#: Container → (FFmpeg muxer, file extension).
+MUXERS: dict[str, tuple[str, str]] = {
+    "mp4": ("mp4", "mp4"),
+    "mov": ("mov", "mov"),
+    "mkv": ("matroska", "mkv"),
+    "webm": ("webm", "webm"),
+    "m4a": ("ipod", "m4a"),
+    "mp3": ("mp3", "mp3"),
+    "wav": ("wav", "wav"),
+}
+FASTSTART_CONTAINERS = frozenset({"mp4", "mov", "m4a"})
+
+#: Codec names as ffprobe reports them, for the codecs a container can take by stream copy.
+COPYABLE_VIDEO: dict[str, frozenset[str] | None] = {
+    "mp4": frozenset({"h264", "hevc", "vp9", "av1", "mpeg4"}),
+    "mov": frozenset({"h264", "hevc", "mpeg4", "prores", "mjpeg"}),
+    "mkv": None,  # anything
+    "webm": frozenset({"vp8", "vp9", "av1"}),
+}
+COPYABLE_AUDIO: dict[str, frozenset[str] | None] = {
+    "mp4": frozenset({"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}),
+    "mov": frozenset({"aac", "mp3", "alac", "pcm_s16le", "pcm_s24le", "ac3"}),
+    "mkv": None,
+    "webm": frozenset({"opus", "vorbis"}),
+    "m4a": frozenset({"aac", "alac"}),
+    "mp3": frozenset({"mp3"}),
+    "wav": frozenset({"pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_u8"}),
+}

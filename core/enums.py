@@ -1,0 +1,45 @@
+"""The vocabularies shared by every room: job statuses, file kinds and sources, pools.
+
+One definition each. The Piccolo tables use them as ``choices``, the API as query and
+response types, the workflow and activities as values; a status written anywhere else
+as a bare string is a bug. Plain ``StrEnum``: members compare and serialise as their
+string values, so rows, JSON bodies and Temporal payloads keep the same words.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    pending = "pending"
+    processing = "processing"
+    paused = "paused"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+#: A job in one of these has ended; nothing changes it any more.
+TERMINAL_STATUSES = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
+#: A job in one of these counts against the user's concurrent-job limit.
+ACTIVE_STATUSES = frozenset({JobStatus.pending, JobStatus.processing, JobStatus.paused})
+
+
+class FileKind(StrEnum):
+    video = "video"
+    audio = "audio"
+    image = "image"
+    subtitle = "subtitle"
+
+
+class FileSource(StrEnum):
+    upload = "upload"
+    job_output = "job_output"
+
+
+class Pool(StrEnum):
+    """Worker pools; each polls its own FFmpeg task queue."""
+
+    cpu = "cpu"
+    gpu = "gpu"
