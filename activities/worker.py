@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -35,6 +37,17 @@ from workflows.reconcile import ReconcileJobsWorkflow
 log = logging.getLogger("mediaflow.worker")
 
 
+def jobs_queue_activities(settings: Settings, storage: Storage) -> list[Callable[..., Any]]:
+    """The activities a worker serves on ``mediaflow-jobs``: bookkeeping, webhooks and
+    housekeeping (each the implementation of a stub in ``workflows.activities``)."""
+    books = BookkeepingActivities(storage)
+    return [
+        prepare_job, books.update_job_status, books.record_operation, books.finalize_job,
+        books.discard_outputs, WebhookActivities(settings).deliver_webhook,
+        PurgeActivities(storage).purge_deleted_files, reconcile_quiet_jobs_activity,
+    ]
+
+
 def build_workers(
     client: Client, settings: Settings, storage: Storage, *, pool: str, concurrency: int,
     poll_jobs_queue: bool = True,
@@ -54,17 +67,11 @@ def build_workers(
     )
     if not poll_jobs_queue:  # constructing a Worker registers it: build only what runs
         return [pool_worker]
-    books = BookkeepingActivities(storage)
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
         workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow],
-        activities=[
-            prepare_job, books.update_job_status, books.record_operation,
-            books.finalize_job, books.discard_outputs,
-            WebhookActivities(settings).deliver_webhook,
-            PurgeActivities(storage).purge_deleted_files, reconcile_quiet_jobs_activity,
-        ],
+        activities=jobs_queue_activities(settings, storage),
         max_concurrent_activities=20,
     )
     return [jobs_worker, pool_worker]

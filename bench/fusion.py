@@ -5,7 +5,7 @@ the API on free ports, in a temporary data dir), generates a 1280x720 clip of
 ``--seconds`` (20) plus a second clip, a tone and an SRT, registers a user over HTTP,
 uploads them and times, on the same inputs:
 
-* the SPEC's chain join → text_overlay → audio_overlay → subtitles (burn), ``fused``
+* the documented chain join → text_overlay → audio_overlay → subtitles (burn), ``fused``
   (one FFmpeg run) and ``stepwise`` (four runs, Matroska intermediates);
 * a single ``text_overlay`` over the very clip that join produces (made once, by a join
   job, so the overlay reads the same frames as the pipeline).

@@ -1,4 +1,4 @@
-"""Settings shared by the API, the workers and the CLI (docs/API.md, "Configuration").
+"""Settings shared by the API, the workers and the CLI (README.md, "Configuration").
 
 Every value comes from a ``MEDIAFLOW_*`` environment variable or ``.env``.
 ``MEDIAFLOW_ENV=dev`` (what ``mediaflow dev`` sets) relaxes two things: a JWT

@@ -1,4 +1,4 @@
-"""Client file names are data: shown back, never used as paths (SECURITY.md item 10).
+"""Client file names are data: shown back, never used as paths (docs/SECURITY.md #10).
 
 Storage keys are server-generated (``users/<user id>/files/<file id>``); the
 name a client sent is kept twice, as data:

@@ -1,7 +1,7 @@
 """Validate and classify an upload before anything else touches it.
 
 ``probe_file`` is what ``POST /files`` runs on the scratch copy of an upload
-(SPEC §3 Files; SECURITY 1, 2, 7, 8, 12). Its defences, cheapest first:
+(docs/API.md "Files"; docs/SECURITY.md #1, #2, #7, #8, #12). Its defences, cheapest first:
 
 1. Sniff the first bytes. Empty files, playlists (HLS, ffconcat), archives,
    documents and executables are refused without running any tool. Text goes to
@@ -88,7 +88,7 @@ class ProbeResult:
     content_type: str
     extension: str
     metadata: dict[str, Any]
-    """Exactly SPEC's ``File.metadata``."""
+    """Exactly the public ``File.metadata``."""
     raw: dict[str, Any] | None = None
     """ffprobe's JSON, for the job compiler's MediaInfo; None for subtitles."""
     sanitized: bytes | None = None
@@ -267,7 +267,7 @@ def _webp_size(head: bytes) -> tuple[int, int] | None:
 
 
 def _input_options() -> list[str]:
-    """What every FFmpeg tool gets before the untrusted input (SECURITY 1, 2, 7)."""
+    """What every FFmpeg tool gets before the untrusted input (docs/SECURITY.md #1, #2, #7)."""
     return [
         "-protocol_whitelist", "file",
         "-format_whitelist", _DEMUXER_WHITELIST,
@@ -486,7 +486,7 @@ def _metadata(
     audio: dict[str, Any] | None = None,
     bit_rate: int | None = None,
 ) -> dict[str, Any]:
-    """SPEC's File.metadata, with the first video and audio streams lifted to the top."""
+    """The public File.metadata, with the first video and audio streams lifted to the top."""
     video, audio = video or {}, audio or {}
     return {
         "duration": duration,

@@ -1,10 +1,11 @@
-"""Job specifications (SPEC §4): pydantic models, validation and media-reference helpers.
+"""Job specifications (docs/API.md, "Job spec"): pydantic models, validation and
+media-reference helpers.
 
 Everything here is pure: no I/O, no database, no ffmpeg. The API validates a request body
 with :class:`JobSpec`, then checks file ownership with :func:`referenced_file_ids` and file
 kinds with :func:`check_kinds`; the planner (``core.plan``) compiles a valid spec to argv.
 
-Decisions the SPEC leaves open, made here:
+Decisions the contract leaves open, made here:
 
 * Every model forbids unknown fields, so a typo is a 422 with its field path rather than a
   silently ignored option.
@@ -474,7 +475,7 @@ PARAMS_MODELS: dict[str, type[SpecModel]] = {**STEP_PARAMS, "combined": Combined
 
 
 class JobSpec(SpecModel):
-    """A job request body (SPEC §4)."""
+    """A job request body (docs/API.md, "Job spec")."""
 
     type: JobType
     params: StepParams | CombinedParams

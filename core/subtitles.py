@@ -11,7 +11,7 @@ formats we accept are simple enough to check exactly here:
 The result always carries UTF-8 bytes with ``\\n`` line ends, so the FFmpeg
 ``subtitles`` filter never needs a ``charenc``; ASS files lose their ``[Fonts]``
 and ``[Graphics]`` sections, whose embedded (uuencoded) fonts and images would
-otherwise be loaded by libass (SECURITY 6). Callers store ``SubtitleInfo.data``,
+otherwise be loaded by libass (docs/SECURITY.md #6). Callers store ``SubtitleInfo.data``,
 not the upload.
 """
 

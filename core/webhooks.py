@@ -1,4 +1,4 @@
-"""Webhook targets and signatures (SPEC §3 "Webhooks", SECURITY.md item 19).
+"""Webhook targets and signatures (docs/API.md "Webhook", docs/SECURITY.md #19).
 
 A target is checked on the addresses its host resolves to, and the delivery then connects
 to one of *those* addresses (:func:`pinned`) rather than resolving the name again: a

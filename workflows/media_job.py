@@ -1,8 +1,8 @@
 """MediaJobWorkflow: one durable workflow per job (docs/ARCHITECTURE.md, "Job lifecycle").
 
-Deterministic orchestration only. It calls activities by reference (their modules are
-passed through the sandbox, never run in it), so a renamed or retyped activity fails
-type checking and tests rather than a running job. It keeps the progress that the
+Deterministic orchestration only. It calls activities through their typed stubs
+(``workflows.activities``), so a renamed or retyped activity fails type checking and
+tests rather than a running job. It keeps the progress that the
 ``progress`` query answers, stops at step boundaries while paused, and records every
 status change in the database and in the ``MediaflowJobStatus`` search attribute.
 """
@@ -25,13 +25,18 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TimeoutError_
 
 with workflow.unsafe.imports_passed_through():
-    from activities.bookkeeping import BookkeepingActivities
-    from activities.ffmpeg import FFmpegActivities
-    from activities.prepare import prepare_job
-    from activities.webhooks import WebhookActivities
     from core.enums import JobStatus, Pool
     from core.plan.model import PlanStep
     from core.temporal import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
+    from workflows.activities import (
+        deliver_webhook,
+        discard_outputs,
+        finalize_job,
+        prepare_job,
+        record_operation,
+        run_ffmpeg_step,
+        update_job_status,
+    )
     from workflows.types import (
         DiscardInput,
         FinalizeInput,
@@ -260,8 +265,8 @@ class MediaJobWorkflow:
 
     async def _execute_step(self, request: StepInput) -> StepResult:
         on_gpu = request.pool == Pool.gpu
-        return await workflow.execute_activity_method(
-            FFmpegActivities.run_ffmpeg_step, request,
+        return await workflow.execute_activity(
+            run_ffmpeg_step, request,
             task_queue=POOL_QUEUES[request.pool],
             start_to_close_timeout=step_timeout(request.step),
             # a GPU worker that vanished must not strand the job on its queue
@@ -280,8 +285,8 @@ class MediaJobWorkflow:
         )
         self._status = JobStatus.completed
         request.progress = self.progress()
-        output_ids = await workflow.execute_activity_method(
-            BookkeepingActivities.finalize_job, request,
+        output_ids = await workflow.execute_activity(
+            finalize_job, request,
             **bookkeeping_options(finish_before_cancel=True))
         await self._upsert_status(JobStatus.completed)
         return output_ids
@@ -295,8 +300,8 @@ class MediaJobWorkflow:
         # nothing partial is published: outputs of finished steps are removed
         keys = [r.storage_key for r in results]
         if keys:
-            await workflow.execute_activity_method(
-                BookkeepingActivities.discard_outputs, DiscardInput(job.job_id, keys),
+            await workflow.execute_activity(
+                discard_outputs, DiscardInput(job.job_id, keys),
                 **bookkeeping_options())
         await self._set_status(job, status, error=(code, message), set_completed=True)
         await self._notify(job, f"job.{status}")
@@ -306,8 +311,8 @@ class MediaJobWorkflow:
         if not job.has_webhook:
             return
         try:
-            await workflow.execute_activity_method(
-                WebhookActivities.deliver_webhook, WebhookInput(job.job_id, event),
+            await workflow.execute_activity(
+                deliver_webhook, WebhookInput(job.job_id, event),
                 task_queue=JOBS_QUEUE, start_to_close_timeout=timedelta(seconds=30),
                 schedule_to_close_timeout=timedelta(hours=1),
                 retry_policy=RetryPolicy(
@@ -322,8 +327,8 @@ class MediaJobWorkflow:
         """One operation-log row; the argv is the placeholder one the step ran (the
         step's own when the activity did not say)."""
         record.argv = record.argv or list(step.argv)
-        await workflow.execute_activity_method(
-            BookkeepingActivities.record_operation, record, **bookkeeping_options())
+        await workflow.execute_activity(
+            record_operation, record, **bookkeeping_options())
 
     async def _set_status(
         self, job: JobInput, status: JobStatus, *, error: tuple[str, str] | None = None,
@@ -335,8 +340,8 @@ class MediaJobWorkflow:
             error_code=error[0] if error else None, error_message=error[1] if error else None,
             retry_count=self._retries, set_completed=set_completed,
         )
-        await workflow.execute_activity_method(
-            BookkeepingActivities.update_job_status, update, **bookkeeping_options())
+        await workflow.execute_activity(
+            update_job_status, update, **bookkeeping_options())
         await self._upsert_status(status)
 
     async def _upsert_status(self, status: JobStatus) -> None:

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.purge import PurgeActivities
+    from workflows.activities import purge_deleted_files
     from workflows.types import PurgeInput, PurgeResult
 
 PURGE_WORKFLOW_TYPE = "PurgeDeletedFilesWorkflow"
@@ -32,8 +32,8 @@ class PurgeDeletedFilesWorkflow:
     async def run(self, request: PurgeInput) -> PurgeResult:
         total = PurgeResult()
         for _ in range(MAX_BATCHES_PER_RUN):  # batches: one activity never holds thousands
-            batch = await workflow.execute_activity_method(
-                PurgeActivities.purge_deleted_files, request,
+            batch = await workflow.execute_activity(
+                purge_deleted_files, request,
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
             )

@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.reconcile import reconcile_quiet_jobs_activity
+    from workflows.activities import reconcile_quiet_jobs
     from workflows.types import ReconcileInput
 
 RECONCILE_WORKFLOW_TYPE = "ReconcileJobsWorkflow"
@@ -25,7 +25,7 @@ class ReconcileJobsWorkflow:
     @workflow.run
     async def run(self, request: ReconcileInput) -> int:
         return await workflow.execute_activity(
-            reconcile_quiet_jobs_activity, request,
+            reconcile_quiet_jobs, request,
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(maximum_attempts=3),
         )

@@ -1,4 +1,4 @@
-"""``/auth``: register, login, refresh, logout, me (SPEC §3 "Auth and users").
+"""``/auth``: register, login, refresh, logout, me (docs/API.md, "Authentication").
 
 Register is fastapi-users' own router. Login is ours because it must accept two
 bodies (the OAuth2 form, for the Swagger UI's Authorize button and OAuth2

@@ -1,10 +1,10 @@
-"""Files (SPEC §3 "Files"): streaming upload with probe, list, read, download, delete.
+"""Files (docs/API.md, "Files"): streaming upload with probe, list, read, download, delete.
 
 Every query is scoped by owner: another user's file is a 404, exactly like a
-file that does not exist (SECURITY 13). Object keys are server-generated
+file that does not exist (docs/SECURITY.md #13). Object keys are server-generated
 (``users/<user id>/files/<file id>``); the client's name is only data
-(SECURITY 10). The kind comes from the probe, never from the client's name or
-Content-Type (SECURITY 12).
+(#10). The kind comes from the probe, never from the client's name or
+Content-Type (#12).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class FileUsage(BaseModel):
 
 
 def file_public(row: dict[str, Any]) -> dict[str, Any]:
-    """The SPEC ``File`` of a ``MediaFile`` row (selected with ``load_json=True``)."""
+    """The public ``File`` of a ``MediaFile`` row (selected with ``load_json=True``)."""
     return {
         "id": str(row["id"]),
         "filename": row["filename"],

@@ -1,6 +1,6 @@
 """fastapi-users' ``UserManager`` for mediaflow: password policy, usernames, login by either.
 
-The policy (SPEC §3): at least 8 characters with an upper-case letter, a
+The policy (docs/API.md, "Register"): at least 8 characters with an upper-case letter, a
 lower-case letter and a digit, and not containing the account's email, the
 email's local part or the username. fastapi-users calls ``validate_password`` on
 register, on password change and on reset, so the policy holds everywhere.

@@ -1,6 +1,7 @@
-"""Request and response bodies of the auth, users and API-key routes (SPEC §3).
+"""Request and response bodies of the auth, users and API-key routes
+(docs/API.md, "Authentication").
 
-Every request model forbids unknown fields (SECURITY 20: unknown fields → 422)
+Every request model forbids unknown fields (docs/SECURITY.md #20: unknown fields → 422)
 and refuses control characters in free text, which PostgreSQL would otherwise
 reject with a driver error (a 500) instead of a clean 422.
 """

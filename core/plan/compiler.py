@@ -20,7 +20,7 @@ and encoded once — when all of these hold:
 Nothing else splits a run. In particular a ``join`` of matching files (``auto`` or
 ``copy``) opens the concat demuxer as the run's input, so a following step decodes the
 joined packets directly; and ``subtitles`` ``embed`` is a mapped input, so it fuses too.
-The SPEC's join → text_overlay → audio_overlay → subtitles chain is therefore one run.
+The documented join → text_overlay → audio_overlay → subtitles chain is therefore one run.
 
 Steps whose output nothing uses (directly or through later steps) and that are not kept are
 dropped with a warning. Intermediate files (not kept) are Matroska; see

@@ -3,7 +3,7 @@
 A stream is stream-copied when no step changed it (its pad is still a raw input stream), no
 frame size/rate change is asked for, and it already has the requested codec — or when the
 spec asks for ``copy`` explicitly. crf/preset therefore apply to the streams that must be
-re-encoded; ``join`` in ``auto`` mode is the SPEC's example of the same rule.
+re-encoded; ``join`` in ``auto`` mode is the documented example of the same rule.
 
 An embedded subtitle track never makes the output longer than its picture and sound: cues
 past the end of the video are cut with ``-t`` (subtitle streams cannot be filtered, and

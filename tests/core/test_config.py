@@ -1,4 +1,4 @@
-"""Settings: SPEC §2 names and defaults, secret strength outside dev."""
+"""Settings: the documented names and defaults, secret strength outside dev."""
 
 from __future__ import annotations
 

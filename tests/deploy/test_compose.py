@@ -1,4 +1,4 @@
-"""docker-compose.yml against SPEC §1 (production services) and §2 (configuration).
+"""docker-compose.yml against the production services and configuration of docs/DEPLOYMENT.md.
 
 Nothing here runs Docker: the file is parsed, interpolated the way compose does, and
 checked against the code it deploys (``core.config.Settings``, the ``mediaflow`` CLI,
@@ -33,14 +33,14 @@ from tests.deploy.static import (
     setting_names,
 )
 
-SPEC_SERVICES = {
+COMPOSE_SERVICES = {
     "postgres", "temporal", "temporal-ui", "minio", "migrate", "api", "worker-cpu",
     "worker-gpu", "prometheus", "grafana", "node-exporter", "postgres-exporter",
 }
 # services built from this repository's Dockerfiles, i.e. running the `mediaflow` CLI
 APP_SERVICES = ("migrate", "api", "worker-cpu", "worker-gpu")
 LONG_RUNNING_APP_SERVICES = ("api", "worker-cpu", "worker-gpu")
-SPEC_QUEUES = {"mediaflow-jobs", "mediaflow-cpu", "mediaflow-gpu"}  # SPEC §1 and §5
+TASK_QUEUES = {"mediaflow-jobs", "mediaflow-cpu", "mediaflow-gpu"}
 SECRET_KEY = re.compile(r"(SECRET|PASSWORD|PASSWD|PWD|_PASS|ACCESS_KEY)", re.IGNORECASE)
 SETTINGS_PREFIX = Settings.model_config.get("env_prefix", "")
 
@@ -57,8 +57,8 @@ def depends_on(service: dict) -> dict[str, str]:
 
 
 def test_spec_production_services_exist() -> None:
-    missing = SPEC_SERVICES - set(services())
-    assert not missing, f"SPEC §1 services missing from docker-compose.yml: {missing}"
+    missing = COMPOSE_SERVICES - set(services())
+    assert not missing, f"production services missing from docker-compose.yml: {missing}"
 
 
 def test_one_shots_prepare_temporal_minio_and_schema() -> None:
@@ -128,13 +128,13 @@ def test_worker_commands_use_the_spec_pools() -> None:
     assert svc["worker-cpu"]["command"][:3] == ["worker", "--pool", "cpu"]
     assert svc["worker-gpu"]["command"][:3] == ["worker", "--pool", "gpu"]
     assert set(names.POOL_QUEUES) == {"cpu", "gpu"}
-    assert {names.JOBS_QUEUE, *names.POOL_QUEUES.values()} == SPEC_QUEUES
+    assert {names.JOBS_QUEUE, *names.POOL_QUEUES.values()} == TASK_QUEUES
 
 
 def test_queue_names_appear_nowhere_wrong() -> None:
-    """Any ``mediaflow-<word>`` in the deployment files is a SPEC task queue (the one
+    """Any ``mediaflow-<word>`` in the deployment files is one of our task queues (the one
     exception: the dashboard uid). A typo such as ``mediaflow-cpus`` fails here."""
-    allowed = SPEC_QUEUES | {"mediaflow-overview"}
+    allowed = TASK_QUEUES | {"mediaflow-overview"}
     files = [
         REPO / "docker-compose.yml",
         REPO / "docker" / "prometheus" / "prometheus.yml",

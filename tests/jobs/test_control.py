@@ -83,7 +83,16 @@ async def test_cancel_kills_ffmpeg_and_publishes_nothing(
 ) -> None:
     job = await slow_job(client, headers, media_dir)
     running = await wait_running(client, headers, job["id"])
-    assert running["progress"]["eta_seconds"] is None or running["progress"]["eta_seconds"] >= 0
+    for _ in range(100):  # the ETA appears with the first speed reading
+        if running["progress"]["speed"]:
+            break
+        await asyncio.sleep(0.1)
+        running = (await client.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()
+    progress = running["progress"]
+    assert progress["speed"] > 0 and progress["eta_seconds"] > 0, progress
+    # seconds of media still to make (30 s clip) at the current speed
+    remaining = 30.0 * (1 - progress["percent"] / 100) / progress["speed"]
+    assert progress["eta_seconds"] == pytest.approx(remaining, rel=0.25, abs=1.0)
     scratch = settings.scratch_root / job["id"]
     assert ffmpeg_of(scratch), "ffmpeg should be running"
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Webhooks (SPEC §3 "Webhooks", SECURITY 19) against a real local receiver.
+"""Webhooks (docs/API.md "Webhook", docs/SECURITY.md #19) against a real local receiver.
 
 The receiver is a stdlib HTTP server on 127.0.0.1 in a thread; the session's settings allow
 private targets (as dev does), and a second app built with ``webhook_allow_private=False``
@@ -105,7 +105,7 @@ def assert_signed(delivery: Delivery) -> None:
     header = delivery.headers["X-Mediaflow-Signature"]
     assert verify(SECRET, header, delivery.body, now=int(time.time()))
     assert not verify("another-secret", header, delivery.body, now=int(time.time()))
-    assert uuid.UUID(delivery.headers["X-Mediaflow-Delivery"])
+    assert uuid.UUID(delivery.headers["X-Mediaflow-Delivery"]).version == 5  # (job, event)
     assert delivery.headers["Content-Type"] == "application/json"
 
 

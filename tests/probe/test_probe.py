@@ -1,4 +1,5 @@
-"""probe_file on real media and on every hostile upload of SECURITY 1, 2, 7, 8 and 12."""
+"""probe_file on real media and on every hostile upload of docs/SECURITY.md #1, #2, #7,
+#8 and #12."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SECURITY.md items 13–17 and 20 against the real API on PostgreSQL.
+"""docs/SECURITY.md #13–#17 and #20 against the real API on PostgreSQL.
 
 13 other users' things → 404 · 14 forged, expired or misused tokens → 401 ·
 15 brute force → 429 with Retry-After · 16 used or revoked refresh tokens and

@@ -1,4 +1,5 @@
-"""Hostile job input (SECURITY.md items 3, 4, 5, 9, 18) against the real API, worker and ffmpeg."""
+"""Hostile job input (docs/SECURITY.md #3, #4, #5, #9, #18) against the real API, worker
+and ffmpeg."""
 
 from __future__ import annotations
 

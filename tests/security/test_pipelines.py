@@ -1,4 +1,4 @@
-"""Hostile pipelines (SECURITY.md items 6, 18, 19) against the real API, worker and ffmpeg.
+"""Hostile pipelines (docs/SECURITY.md #6, #18, #19) against the real API, worker and ffmpeg.
 
 * 6: subtitle names full of filtergraph specials, ASS scripts with embedded fonts, and
   style/fonts-dir parameters never reach ffmpeg; only server-made scratch paths do.
@@ -66,7 +66,7 @@ async def burn(client: httpx.AsyncClient, headers: dict, video: str, subs: str,
     return done, counter
 
 
-# --------------------------------------------------------------------------- SECURITY 6
+# --------------------------------------------------------------------------- SECURITY.md #6
 
 
 @pytest.mark.parametrize("name", HOSTILE_SUBTITLE_NAMES, ids=range(len(HOSTILE_SUBTITLE_NAMES)))
@@ -157,7 +157,7 @@ async def test_subtitle_font_is_an_allowlisted_name(
     assert response.json()["detail"][0]["loc"] == ["body", "params", "font"]
 
 
-# --------------------------------------------------------------------------- SECURITY 19
+# --------------------------------------------------------------------------- SECURITY.md #19
 
 REFUSED_TARGETS = [
     "http://127.0.0.1:8080/hook",

@@ -1,4 +1,5 @@
-"""Hostile uploads (SECURITY.md items 1, 7, 8, 10; 11 and 12 are in tests/api/routes/test_files.py).
+"""Hostile uploads (docs/SECURITY.md #1, #7, #8, #10; #11 and #12 are in
+tests/api/routes/test_files.py).
 
 Every case goes through ``POST /files`` on the real app and ffmpeg, and every
 refusal is checked for its status *and* for leaving nothing behind: no row for

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.service import RPCError
 
 from activities.schedules import ensure_reconcile_schedule
 from core.temporal import JOBS_QUEUE
@@ -44,8 +46,30 @@ async def test_a_terminated_job_is_ended_without_being_read(
 
 
 async def test_the_reconcile_schedule_is_created_once(temporal_env) -> None:
-    await ensure_reconcile_schedule(temporal_env.client)
-    await ensure_reconcile_schedule(temporal_env.client)
-    description = await temporal_env.client.get_schedule_handle(RECONCILE_SCHEDULE_ID).describe()
-    assert description.schedule.action.workflow == "ReconcileJobsWorkflow"
-    assert description.schedule.spec.intervals[0].every.total_seconds() == 60
+    """Two workers starting (or one restarting) leave exactly one sweep schedule, and an
+    operator's edits to it survive."""
+    client = temporal_env.client
+    handle = client.get_schedule_handle(RECONCILE_SCHEDULE_ID)
+    with suppress(RPCError):
+        await handle.delete()  # left by another test or run on this server
+    try:
+        await ensure_reconcile_schedule(client)
+        first = await handle.describe()
+        await handle.pause(note="an operator paused it")
+        await ensure_reconcile_schedule(client)
+        second = await handle.describe()
+
+        for _ in range(50):  # schedule listing is eventually consistent
+            sweeps = [entry.id async for entry in await client.list_schedules()
+                      if getattr(entry.schedule.action, "workflow", None)
+                      == "ReconcileJobsWorkflow"]
+            if sweeps:
+                break
+            await asyncio.sleep(0.1)
+        assert sweeps == [RECONCILE_SCHEDULE_ID]
+        assert first.schedule.spec.intervals[0].every.total_seconds() == 60
+        assert second.info.created_at == first.info.created_at
+        assert second.schedule.state.paused and second.schedule.state.note == \
+            "an operator paused it"
+    finally:
+        await handle.delete()
