@@ -219,27 +219,28 @@ class MediaJobWorkflow:
             job_id=job.job_id, user_id=job.user_id, step=step, pool=pool,
             earlier_outputs={r.step_id: r.storage_key for r in done},
         )
+        record = OperationRecord(
+            job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
+            pool=request.pool, success=False, argv=list(step.argv),
+            started_at=started.isoformat(),
+        )
         try:
             result = await self._execute_on_a_polled_pool(job, request)
         except ActivityError as exc:
             if not is_cancelled_exception(exc):
                 code, message = failure_of(exc)
                 exhausted = exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED
-                await self._log(step, OperationRecord(
-                    job_id=job.job_id, step=step.index, step_id=step.step_id,
-                    operation_type=step.op, pool=request.pool, success=False,
-                    attempt=STEP_RETRY.maximum_attempts if exhausted else 1,
-                    duration=(workflow.now() - started).total_seconds(),
-                    error_details=f"{code}: {message}"[:4000], started_at=started.isoformat(),
-                ))
+                record.attempt = STEP_RETRY.maximum_attempts if exhausted else 1
+                record.duration = (workflow.now() - started).total_seconds()
+                record.error_details = f"{code}: {message}"[:4000]
+                record.pool = request.pool  # the CPU pool after a GPU fallback
+                await self._log(record)
             raise
         self._retries += result.attempt - 1
-        await self._log(step, OperationRecord(
-            job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
-            pool=result.pool, success=True, attempt=result.attempt,
-            duration=result.wall_seconds, speed=result.speed, argv=result.argv,
-            started_at=started.isoformat(), decoder=result.decoder,
-        ))
+        record.success, record.pool, record.attempt = True, result.pool, result.attempt
+        record.duration, record.speed = result.wall_seconds, result.speed
+        record.argv, record.decoder = result.argv or record.argv, result.decoder
+        await self._log(record)
         self._done += 1
         self._done_weight += step.weight
         self._step_percent = 0.0
@@ -323,10 +324,7 @@ class MediaJobWorkflow:
         except ActivityError as exc:
             workflow.logger.warning("webhook for job %s not delivered: %s", job.job_id, exc)
 
-    async def _log(self, step: PlanStep, record: OperationRecord) -> None:
-        """One operation-log row; the argv is the placeholder one the step ran (the
-        step's own when the activity did not say)."""
-        record.argv = record.argv or list(step.argv)
+    async def _log(self, record: OperationRecord) -> None:
         await workflow.execute_activity(
             record_operation, record, **bookkeeping_options())
 
