@@ -15,6 +15,7 @@ import collections
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import signal
 import sys
@@ -96,9 +97,23 @@ class ProgressParser:
         return min(99.9, 100.0 * self.out_seconds / self.expected_seconds)
 
 
-def scrub(text: str, scratch: Path) -> str:
-    """ffmpeg's stderr without server paths."""
-    return text.replace(str(scratch) + os.sep, "").replace(str(scratch), "<scratch>")
+ADDRESS = re.compile(r"\s*@\s*0x[0-9a-fA-F]+")
+
+
+def scrub(text: str, scratch: Path, step: PlanStep) -> str:
+    """ffmpeg's stderr as the user may see it (docs/SECURITY.md #25): no server paths, no
+    memory addresses (``[h264 @ 0x5616…]`` becomes ``[h264]``), and the scratch names we
+    chose spoken in the user's terms: an input is ``input <file id>`` (or ``input @<step>``
+    for an earlier step's result), the result is ``the output``, and our own helper files
+    (text, concat lists) are ``a scratch file``."""
+    text = text.replace(str(scratch) + os.sep, "").replace(str(scratch), "<scratch>")
+    text = ADDRESS.sub("", text)
+    names = {item.filename: f"input {item.ref}" for item in step.sources}
+    names[step.output_name] = "the output"
+    names.update({name: "a scratch file" for name in step.scratch_files})
+    for name in sorted(names, key=len, reverse=True):
+        text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", names[name], text)
+    return text
 
 
 def classify_failure(returncode: int, stderr_tail: str) -> ApplicationError:
@@ -203,7 +218,7 @@ class FFmpegActivities:
             stderr_task.cancel()
             raise
         if returncode != 0:
-            raise classify_failure(returncode, scrub("\n".join(stderr_tail), scratch))
+            raise classify_failure(returncode, scrub("\n".join(stderr_tail), scratch, step))
         return parser
 
     async def _next_line(self, stream: asyncio.StreamReader) -> bytes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from temporalio.client import Client
 
 from api.users.auth import current_active_user, current_superuser
@@ -37,6 +37,12 @@ async def get_optional_temporal(request: Request) -> Client | None:
     except Exception:  # noqa: BLE001 - unreachable Temporal is an answer here, not an error
         return None
 
+
+MAX_OFFSET = 1_000_000
+"""Deepest page a list route serves: far past any real listing, far inside every integer
+type a database has (a bigger number is a 422, never a query)."""
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")]
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StorageDep = Annotated[Storage, Depends(get_storage_dep)]

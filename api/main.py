@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.metrics import MetricsMiddleware, metrics_endpoint
+from api.errors import install_error_handlers
+from api.metrics import metrics_endpoint
 from api.middleware import install_middleware
 from api.ratelimit import RateLimiter
 from api.routes import admin, api_keys, auth, files, health, jobs, users
@@ -50,8 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
     )
     app.state.rate_limiter = RateLimiter(settings)
-    app.add_middleware(MetricsMiddleware)
     install_middleware(app, settings)
+    install_error_handlers(app)
     for module in (health, auth, users, api_keys, files, jobs, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

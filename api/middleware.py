@@ -1,10 +1,13 @@
-"""ASGI middleware of the API: a request id on every request and response, and
-one log line per request carrying it.
+"""ASGI middleware of the API: a request id on every request and response, one log
+line per request carrying it, and the last word on errors: an exception no handler
+turned into an answer becomes a plain 500 (``{"detail", "request_id"}``, never the
+input or a traceback) with the traceback logged under the request id — and the
+keep-alive connection stays usable, which an exception reaching uvicorn would end.
 
 Rate limiting is not middleware: the login limit must know whether the
 credentials were right and the request budget must know the user, so both sit
-behind authentication (``api.ratelimit``, ``api.users.auth``). Body size caps
-are FastAPI's own ``max_body_size`` on each router.
+behind authentication (``api.ratelimit``, ``api.users.auth``). Body caps, body
+read timeouts and strict JSON are ``api.guard``.
 
 A plain ASGI class rather than Starlette's ``BaseHTTPMiddleware``, which
 re-wraps streaming responses (downloads, the job event stream) and gets in the
@@ -13,6 +16,7 @@ way of cancellation.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -21,8 +25,11 @@ from contextvars import ContextVar
 
 from fastapi import FastAPI
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.guard import RequestGuard
+from api.metrics import MetricsMiddleware
 from core.config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -58,15 +65,25 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status_code = 500
 
+        answered = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, answered
             if message["type"] == "http.response.start":
-                status_code = message["status"]
+                status_code, answered = message["status"], True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            status_code = 499  # nobody is left to answer (nginx's code for it, in the log)
+        except Exception:
+            log.exception("unhandled error in %s %s request_id=%s",
+                          scope["method"], scope["path"], request_id)
+            if answered:
+                raise  # the answer has begun: only dropping the connection is left
+            await _internal_error(send_with_id, request_id)
         finally:
             client = scope.get("client")
             log.info(
@@ -81,6 +98,13 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
 
 
+async def _internal_error(send: Send, request_id: str) -> None:
+    body = json.dumps({"detail": "internal server error", "request_id": request_id}).encode()
+    await send({"type": "http.response.start", "status": 500, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
@@ -89,9 +113,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Called once by ``api.main.create_app``, after the metrics middleware, so
-    the request id is outermost and every answer carries one."""
+    """Called once by ``api.main.create_app``. Outermost first: the request id (every
+    answer carries one, errors included), the metrics, then the body guard."""
     _ensure_access_log_output(settings.log_level)
+    app.add_middleware(RequestGuard, settings=settings)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
 

@@ -30,13 +30,9 @@ def api(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
 ) -> None:
     """Run the REST API (FastAPI on uvicorn); OpenAPI at /docs."""
-    import uvicorn
+    from api.server import serve
 
-    settings = _settings_or_exit()
-    uvicorn.run(
-        "api.main:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level.lower(), proxy_headers=True,
-    )
+    serve(_settings_or_exit(), host=host, port=port, workers=workers)
 
 
 def worker(

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
     rate_limit_requests: str = "600/minute"
     rate_limit_storage: str = "memory://"
 
+    # The HTTP server's patience (api/server.py, api/guard.py): headers must be complete
+    # within http_header_timeout seconds of the connection (or of the request's first
+    # byte); a body may pause at most http_body_timeout between chunks, and a JSON body
+    # must arrive whole within it; past http_max_connections open connections the
+    # oldest idle or half-sent one is closed to let a new one in.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)
+    http_body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    http_max_connections: int = Field(default=1000, ge=10, le=1_000_000)
+
     log_level: str = "INFO"
 
     @field_validator("rate_limit_login", "rate_limit_requests")

@@ -162,10 +162,13 @@ _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
 def _webhook_url(value: str) -> str:
-    """An absolute http(s) URL; kept as given. Private targets are refused by the API."""
-    _HTTP_URL.validate_python(value)
+    """An absolute http(s) URL with a usable port; kept as given. Private targets are
+    refused by the API."""
+    url = _HTTP_URL.validate_python(value)
     if any(ch.isspace() for ch in value):
         raise PydanticCustomError("url", "must not contain whitespace")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise PydanticCustomError("url", "the port must be 1-65535")
     return value
 
 
@@ -234,9 +237,11 @@ def _raise_errors(errors: list[ErrorItem]) -> None:
 
 
 class SpecModel(BaseModel):
-    """Base for every spec model: unknown fields are errors, not silently dropped."""
+    """Base for every spec model: unknown fields are errors, not silently dropped, and
+    values are taken as the JSON types they are (``true`` is not a volume, ``"3"`` is not
+    a number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class OutputSpec(SpecModel):

@@ -77,6 +77,9 @@ STEP_RETRY = RetryPolicy(
     non_retryable_error_types=NON_RETRYABLE,
 )
 HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+FINISH_WHEN_LAST_STEP_DONE = "finish-when-last-step-done"
+"""Patch id: a pause stops at the boundary *between* steps; once the last step is done
+the job completes (histories recorded before it paused there as well)."""
 GPU_PICKUP_TIMEOUT = timedelta(seconds=60)
 
 
@@ -174,7 +177,8 @@ class MediaJobWorkflow:
             for step in self._steps:
                 await self._step_boundary(job)
                 results.append(await self._run_step(job, step, results, gpu_ready))
-            await self._step_boundary(job)
+            if not workflow.patched(FINISH_WHEN_LAST_STEP_DONE):
+                await self._step_boundary(job)  # before the patch: a pause withheld the result
             output_ids = await self._finalize(job, results)
         except (Exception, asyncio.CancelledError) as exc:  # every ending is recorded
             await self._record_ending(job, exc, results)

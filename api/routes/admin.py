@@ -9,8 +9,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from api import job_control
-from api.deps import SuperUser, TemporalDep
+from api.deps import Limit, Offset, SuperUser, TemporalDep
 from core.enums import JobStatus, Pool
+from core.spec import JobType
 from core.tables import Job, MediaFile, User
 from core.temporal import gpu_workers_polling
 
@@ -27,9 +28,9 @@ async def all_jobs(
     _: SuperUser,
     user_id: Annotated[uuid.UUID | None, Query()] = None,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    type_: Annotated[JobType | None, Query(alias="type")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict:
     return await job_control.page_of_jobs(limit, offset, user_id, status_, type_)
 

@@ -12,14 +12,13 @@ from fastapi import APIRouter, HTTPException, Response, status
 from api.deps import CurrentUser
 from api.users.api_keys import create_api_key, list_api_keys, revoke_api_key
 from api.users.schemas import (
-    MAX_BODY_BYTES,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
     ApiKeysPublic,
 )
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"], max_body_size=MAX_BODY_BYTES)
+router = APIRouter(prefix="/api-keys", tags=["api-keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

@@ -21,7 +21,6 @@ from api.users.auth import fastapi_users, get_access_strategy, get_refresh_store
 from api.users.manager import UserManager, get_user_manager
 from api.users.models import UserModel
 from api.users.schemas import (
-    MAX_BODY_BYTES,
     LoginForm,
     LoginJSON,
     RefreshRequest,
@@ -31,7 +30,7 @@ from api.users.schemas import (
 )
 from api.users.tokens import AccessTokenStrategy, InvalidRefreshToken, RefreshTokenStore
 
-router = APIRouter(prefix="/auth", tags=["auth"], max_body_size=MAX_BODY_BYTES)
+router = APIRouter(prefix="/auth", tags=["auth"])
 router.include_router(
     fastapi_users.get_register_router(UserRead, UserCreate),  # type: ignore[type-var]
     dependencies=[Depends(limit_register)],

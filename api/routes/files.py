@@ -23,7 +23,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import CurrentUser, SettingsDep, StorageDep
+from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource
@@ -34,7 +34,7 @@ from core.tables import Job, MediaFile
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: any real offset
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing when judging a declared Content-Length."""
 
@@ -229,8 +229,8 @@ def too_large(settings: Settings, remaining: int) -> HTTPException:
 async def list_files(
     user: CurrentUser,
     kind: Annotated[FileKind | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """The caller's files, newest first."""
     where = [MediaFile.user == user.id, MediaFile.is_deleted.eq(False)]

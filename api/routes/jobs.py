@@ -21,13 +21,13 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from api import job_control
-from api.deps import CurrentUser, OptionalTemporal, SettingsDep, TemporalDep
+from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 from core.files import load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
-from core.spec import JobSpec, SpecError, check_kinds, referenced_file_ids
+from core.spec import JobSpec, JobType, SpecError, check_kinds, referenced_file_ids
 from core.tables import Job, OperationLog
 from core.temporal import (
     JOBS_QUEUE,
@@ -177,9 +177,9 @@ async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
 async def list_jobs(
     user: CurrentUser,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
-    type_: Annotated[str | None, Query(alias="type", max_length=32)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    type_: Annotated[JobType | None, Query(alias="type")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> dict:
     return await job_control.page_of_jobs(limit, offset, user.id, status_, type_)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.users.auth import fastapi_users
-from api.users.schemas import MAX_BODY_BYTES, UserRead, UserUpdate
+from api.users.schemas import UserRead, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"], max_body_size=MAX_BODY_BYTES)
+router = APIRouter(prefix="/users", tags=["users"])
 router.include_router(fastapi_users.get_users_router(UserRead, UserUpdate))

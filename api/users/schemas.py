@@ -26,11 +26,6 @@ PlainText = Annotated[
 ]
 
 STRICT = ConfigDict(extra="forbid")
-MAX_BODY_BYTES = 64 * 1024
-"""``max_body_size`` of the auth, users and API-key routers: their bodies are a few
-hundred bytes, and anything larger is refused with 413 before it is parsed."""
-
-
 class UserRead(schemas.BaseUser[uuid.UUID]):
     """The public ``User``: ``{id, email, username, is_active, is_superuser,
     is_verified, settings, created_at}``; never the password hash."""

@@ -16,7 +16,8 @@ from workflows.reconcile import ReconcileJobsWorkflow
 HISTORIES = sorted((Path(__file__).resolve().parent.parent / "histories").glob("*.json"))
 REQUIRED = {
     "join", "text_overlay", "audio_overlay", "combined_fused", "combined_stepwise",  # types
-    "cancelled", "cancelled_after_step", "paused", "failed", "webhook",  # endings, controls
+    "cancelled", "cancelled_after_step", "paused", "paused_after_last_step", "failed",
+    "webhook",  # endings and controls
     "purge", "reconcile",  # housekeeping schedules
 }
 WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow]

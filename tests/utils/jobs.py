@@ -56,4 +56,7 @@ async def keep_history(temporal_env, workflow_id: str, name: str) -> None:
     if os.environ.get("MEDIAFLOW_RECORD_HISTORIES") != "1":
         return
     history = await temporal_env.client.get_workflow_handle(workflow_id).fetch_history()
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    # failure stack traces name this machine's paths: keep them relative to the repository
+    site_packages = str(Path(httpx.__file__).resolve().parents[1]) + "/"
+    text = history.to_json().replace(site_packages, "").replace(f"{HISTORIES.parents[1]}/", "")
+    (HISTORIES / f"{name}.json").write_text(text)

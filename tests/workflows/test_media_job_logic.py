@@ -62,10 +62,10 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         await environment.shutdown()
 
 
-def plan_step(index: int, step_id: str) -> PlanStep:
+def plan_step(index: int, step_id: str, *, last: bool) -> PlanStep:
     return PlanStep(index=index, step_id=step_id, op="text_overlay", argv=["ffmpeg", "{out}"],
                     sources=[], output_name="out.mp4", gpu_capable=True, expected_seconds=2.0,
-                    keep_output=step_id == STEP_IDS[-1])
+                    keep_output=last)
 
 
 @dataclass
@@ -87,7 +87,9 @@ class Fakes:
     def activities(self) -> list[Callable]:
         @activity.defn(name="prepare_job")
         async def prepare_job(job: JobInput) -> PreparedJob:
-            return PreparedJob(steps=[plan_step(i, s) for i, s in enumerate(self.steps)],
+            last = len(self.steps) - 1
+            return PreparedJob(steps=[plan_step(i, s, last=i == last)
+                                      for i, s in enumerate(self.steps)],
                                gpu_available=self.gpu_available)
 
         @activity.defn(name="update_job_status")
@@ -260,6 +262,28 @@ async def test_pause_holds_at_the_next_boundary_and_resume_goes_on(
     assert result["status"] == "completed"
     assert fakes.status_trail == ["paused", "processing"]
     assert [s for s, _, _ in fakes.step_calls] == ["one", "two"]
+
+
+async def test_a_pause_during_the_last_step_does_not_withhold_the_result(
+    env: WorkflowEnvironment,
+) -> None:
+    running = asyncio.Event()
+    release = asyncio.Event()
+
+    async def step(request: StepInput, queue: str) -> None:
+        running.set()
+        await release.wait()
+
+    fakes = Fakes(steps=("one",), step=step)
+
+    async def pause_during_the_step(handle: WorkflowHandle) -> None:
+        await running.wait()
+        await handle.signal(MediaJobWorkflow.pause)
+        release.set()
+
+    result = await run_job(env, fakes, during=pause_during_the_step)
+    assert result == {"status": "completed", "output_files": ["file-one"]}
+    assert "paused" not in fakes.status_trail and len(fakes.finalized) == 1
 
 
 async def test_retries_exhausted_fail_the_job_with_the_step_error(

@@ -1,0 +1,59 @@
+"""One error path for every request: bad input gets its documented 4xx with a JSON
+``{"detail": …}`` that can always be encoded; anything else is a 500 that says only
+that it happened (with the request id), while the log gets the traceback.
+
+FastAPI's own 422 handler echoes each invalid value back (``input``) and renders it
+with the standard encoder; a value that JSON cannot carry (a lone surrogate, a float
+that is not finite, a huge body) made rendering the 422 itself fail as a 500. Here an
+echoed value is kept only when it encodes strictly and is short.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+log = logging.getLogger("mediaflow.api.errors")
+
+ECHO_LIMIT = 256
+"""Longest echoed ``input`` (as JSON, in bytes); longer ones are left out."""
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return False
+    return len(encoded) <= ECHO_LIMIT
+
+
+def safe_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors with only what can be shown: type, loc, msg, and ``input`` /
+    ``ctx`` when they encode strictly and are short."""
+    safe = []
+    for error in errors:
+        item = {"type": str(error.get("type", "value_error")),
+                "loc": [part if isinstance(part, int) else str(part)
+                        for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "invalid"))}
+        if not _encodable(item["msg"]):
+            item["msg"] = "invalid value"
+        if not all(_encodable(part) for part in item["loc"]):
+            item["loc"] = ["body"]
+        for key in ("input", "ctx"):
+            if key in error and _encodable(error[key]):
+                item[key] = error[key]
+        safe.append(item)
+    return safe
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": safe_errors(exc.errors())},
+                            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
