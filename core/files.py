@@ -2,12 +2,23 @@
 
 ``POST /jobs`` (ownership, kinds, the plan) and the worker's ``prepare_job`` and step
 activity read inputs through :func:`load_inputs`, so what the API approved is what runs.
+
+:func:`files_locked` is how a job and a file deletion exclude each other
+(docs/SECURITY.md #24): a submit inserts its job row, and a delete checks for active jobs
+and marks the file deleted, each inside a transaction holding the file rows' locks —
+``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` (one writer at a time) on
+SQLite. Whichever comes second sees what the first committed, so a file is never
+deleted under a job that was just accepted.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from core.mediainfo import MediaInfo
 from core.tables import MediaFile
@@ -38,3 +49,22 @@ def media_of(inputs: dict[str, dict[str, Any]]) -> dict[str, MediaInfo]:
     """What the plan compiler needs of each loaded input."""
     return {file_id: MediaInfo.from_stored(row["kind"], row.get("probe"), row.get("metadata"))
             for file_id, row in inputs.items()}
+
+
+@asynccontextmanager
+async def files_locked(user_id: uuid.UUID | str, file_ids: list[str]) -> AsyncIterator[set[str]]:
+    """A transaction holding the locks of ``user_id``'s live files among ``file_ids``;
+    yields the ids that are live. Rows written inside it commit with it."""
+    wanted = sorted({uuid.UUID(f) for f in file_ids})  # one lock order: no deadlocks
+    engine = MediaFile._meta.db
+    transaction = (engine.transaction(TransactionType.immediate)
+                   if isinstance(engine, SQLiteEngine) else engine.transaction())
+    async with transaction:
+        query = MediaFile.select(MediaFile.id).where(
+            MediaFile.id.is_in(wanted), MediaFile.user == uuid.UUID(str(user_id)),
+            MediaFile.is_deleted.eq(False),
+        ).order_by(MediaFile.id)
+        if not isinstance(engine, SQLiteEngine):
+            query = query.lock_rows("UPDATE")
+        rows = await query if wanted else []
+        yield {str(row["id"]) for row in rows}

@@ -28,6 +28,7 @@ from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource
 from core.filenames import content_disposition, display_name, storable_original
+from core.files import files_locked
 from core.probe import MediaRejected, ProbeUnavailable, probe_file
 from core.storage import Storage
 from core.tables import Job, MediaFile
@@ -320,11 +321,14 @@ async def download_file(file_id: str, request: Request, user: CurrentUser,
 async def delete_file(file_id: str, user: CurrentUser) -> Response:
     """Soft delete: the bytes are purged later by the scheduled cleanup."""
     row = await load_file(file_id, user.id)
-    active = await Job.select(Job.id, Job.input_files).where(
-        Job.user == user.id, Job.status.is_in(list(ACTIVE_STATUSES))).output(load_json=True)
-    if any(str(row["id"]) in map(str, j["input_files"] or []) for j in active):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="a running job uses this file")
-    now = dt.datetime.now(dt.UTC)
-    await MediaFile.update({MediaFile.is_deleted: True, MediaFile.deleted_at: now,
-                            MediaFile.updated_at: now}).where(MediaFile.id == row["id"])
+    async with files_locked(user.id, [str(row["id"])]) as live:
+        if not live:  # deleted meanwhile
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
+        active = await Job.select(Job.input_files).where(
+            Job.user == user.id, Job.status.is_in(list(ACTIVE_STATUSES))).output(load_json=True)
+        if any(str(row["id"]) in map(str, j["input_files"] or []) for j in active):
+            raise HTTPException(status.HTTP_409_CONFLICT, detail="a running job uses this file")
+        now = dt.datetime.now(dt.UTC)
+        await MediaFile.update({MediaFile.is_deleted: True, MediaFile.deleted_at: now,
+                                MediaFile.updated_at: now}).where(MediaFile.id == row["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

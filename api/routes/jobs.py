@@ -24,7 +24,7 @@ from api import job_control
 from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
-from core.files import load_inputs, media_of
+from core.files import files_locked, load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
 from core.spec import JobSpec, JobType, SpecError, check_kinds, referenced_file_ids
@@ -125,12 +125,18 @@ async def submit_job(
     plan = await check_spec(spec, user.id, settings, temporal)
     job_id = uuid.uuid4()
     body = spec.model_dump(mode="json")
+    input_files = referenced_file_ids(spec)
     row = Job(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
-              input_files=referenced_file_ids(spec), workflow_id=workflow_id_for(str(job_id)),
+              input_files=input_files, workflow_id=workflow_id_for(str(job_id)),
               idempotency_key=idempotency_key,
               progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
     try:
-        await row.save()
+        async with files_locked(user.id, input_files) as live:
+            missing = [f for f in input_files if f not in live]
+            if missing:  # deleted since check_spec read it
+                raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                    detail=f"file {missing[0]} not found")
+            await row.save()
     except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):  # same key raced us
         existing = await existing_for_key(user.id, idempotency_key or "")
         if existing is None:
