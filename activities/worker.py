@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities, end_user_jobs
 from activities.bookkeeping import BookkeepingActivities
 from activities.ffmpeg import FFmpegActivities
 from activities.prepare import prepare_job
@@ -30,6 +31,7 @@ from core.config import Settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import Storage, get_storage
 from core.temporal import JOBS_QUEUE, POOL_QUEUES
+from workflows.accounts import DeleteUserWorkflow
 from workflows.media_job import MediaJobWorkflow
 from workflows.purge import PurgeDeletedFilesWorkflow
 from workflows.reconcile import ReconcileJobsWorkflow
@@ -45,6 +47,7 @@ def jobs_queue_activities(settings: Settings, storage: Storage) -> list[Callable
         prepare_job, books.update_job_status, books.record_operation, books.finalize_job,
         books.discard_outputs, WebhookActivities(settings).deliver_webhook,
         PurgeActivities(storage).purge_deleted_files, reconcile_quiet_jobs_activity,
+        end_user_jobs, AccountActivities(storage).remove_user_data,
     ]
 
 
@@ -70,7 +73,8 @@ def build_workers(
     jobs_worker = Worker(
         client,
         task_queue=JOBS_QUEUE,
-        workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow],
+        workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
+                   DeleteUserWorkflow],
         activities=jobs_queue_activities(settings, storage),
         max_concurrent_activities=20,
     )

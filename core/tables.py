@@ -38,6 +38,10 @@ class User(Table, tablename="mf_user"):
     settings = JSON(default={}, help_text="Per-user preferences and limits")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    deleted_at = Timestamptz(
+        null=True, default=None,
+        help_text="Set when deletion starts: the account is closed; DeleteUserWorkflow "
+                  "then removes its jobs, bytes and rows")
 
 
 class ApiKey(Table, tablename="mf_api_key"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from workflows.types import (
+    DeleteUserInput,
     DiscardInput,
     FinalizeInput,
     JobInput,
@@ -89,5 +90,18 @@ async def reconcile_quiet_jobs(request: ReconcileInput) -> int:
     raise _stub("reconcile_quiet_jobs")
 
 
+@activity.defn(name="end_user_jobs")
+async def end_user_jobs(request: DeleteUserInput) -> int:
+    """Cancel a deleted user's active jobs and wait until they end (activities/accounts.py)."""
+    raise _stub("end_user_jobs")
+
+
+@activity.defn(name="remove_user_data")
+async def remove_user_data(request: DeleteUserInput) -> int:
+    """Remove a deleted user's stored objects, then their rows (activities/accounts.py)."""
+    raise _stub("remove_user_data")
+
+
 STUBS = [prepare_job, run_ffmpeg_step, update_job_status, record_operation, finalize_job,
-         discard_outputs, deliver_webhook, purge_deleted_files, reconcile_quiet_jobs]
+         discard_outputs, deliver_webhook, purge_deleted_files, reconcile_quiet_jobs,
+         end_user_jobs, remove_user_data]

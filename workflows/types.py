@@ -143,3 +143,15 @@ class PurgeResult:
 class ReconcileInput:
     quiet_seconds: float = 60.0
     limit: int = 200
+
+
+@dataclass
+class DeleteUserInput:
+    user_id: str
+    grace_seconds: float = 300.0  # cancelled jobs get this long to end before termination
+
+
+@dataclass
+class DeleteUserResult:
+    jobs_ended: int = 0
+    objects_removed: int = 0

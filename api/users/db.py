@@ -16,7 +16,9 @@ two deliberate differences, both so that bad input can never surface as a 500:
 
 The adapter works on any table with fastapi-users' columns (``id, email,
 hashed_password, is_active, is_superuser, is_verified``); extra columns pass
-through ``create``/``update`` untouched.
+through ``create``/``update`` untouched. A table with a ``deleted_at`` column hides
+the rows where it is set: an account whose deletion has started is not found, so
+it can neither log in nor be read.
 """
 
 from __future__ import annotations
@@ -110,7 +112,10 @@ class PiccoloUserDatabase(Generic[UP], BaseUserDatabase[UP, Any]):
         raise NotImplementedError("mediaflow has no OAuth accounts")
 
     async def _first(self, where: Any) -> UP | None:
-        row = await self.user_table.objects().where(where).output(load_json=True).first()
+        query = self.user_table.objects().where(where)
+        if "deleted_at" in _column_names(self.user_table):  # an account being deleted is gone
+            query = query.where(self.user_table.deleted_at.is_null())
+        row = await query.output(load_json=True).first()
         return cast(UP | None, row)
 
     @staticmethod

@@ -71,6 +71,15 @@ def validate_key(key: str) -> str:
     return key
 
 
+def validate_prefix(prefix: str) -> str:
+    """A key prefix: a valid key followed by ``/`` (so ``users/1/`` never matches
+    ``users/12/…``)."""
+    if not prefix.endswith("/"):
+        raise StorageError("invalid storage prefix: must end with '/'")
+    validate_key(prefix[:-1])
+    return prefix
+
+
 def check_range(start: int, end: int | None) -> None:
     """Refuse byte ranges that no backend could serve (``end`` is inclusive)."""
     if start < 0 or (end is not None and end < start):
@@ -204,6 +213,11 @@ class Storage(ABC):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
+
+    @abstractmethod
+    async def delete_prefix(self, prefix: str) -> int:
+        """Remove every object whose key starts with ``prefix`` (a folder-like prefix
+        ending in ``/``: ``users/<id>/``); returns how many. Nothing there is not an error."""
 
     async def presign_get(
         self, key: str, *, filename: str, content_type: str, expires: int = 3600

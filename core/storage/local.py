@@ -29,6 +29,7 @@ from core.storage.base import (
     iter_file,
     rechunk,
     validate_key,
+    validate_prefix,
 )
 
 
@@ -121,6 +122,14 @@ class LocalStorage(Storage):
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        folder = self._path(validate_prefix(prefix)[:-1])
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for path in folder.rglob("*") if path.is_file())
+        await anyio.to_thread.run_sync(shutil.rmtree, folder, True)
+        return count
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

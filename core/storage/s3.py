@@ -35,6 +35,7 @@ from core.storage.base import (
     check_range,
     rechunk,
     validate_key,
+    validate_prefix,
 )
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,19 @@ class S3Storage(Storage):
         client = await self._get_client()
         with _s3_errors("delete", validate_key(key)):
             await client.delete_object(Bucket=self.bucket, Key=key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        client = await self._get_client()
+        deleted = 0
+        with _s3_errors("delete", validate_prefix(prefix)):
+            paginator = client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:  # at most 1000 per page, the most one DeleteObjects takes
+                    await client.delete_objects(Bucket=self.bucket,
+                                                Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        return deleted
 
     async def presign_get(
         self, key: str, *, filename: str, content_type: str, expires: int = 3600

@@ -1,5 +1,5 @@
-"""Determinism: recorded histories of every job type and every housekeeping workflow
-replay against today's workflows."""
+"""Determinism: recorded histories of every job type, every housekeeping workflow and the
+account deletion replay against today's workflows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workflows.accounts import DeleteUserWorkflow
 from workflows.media_job import MediaJobWorkflow
 from workflows.purge import PurgeDeletedFilesWorkflow
 from workflows.reconcile import ReconcileJobsWorkflow
@@ -19,8 +20,10 @@ REQUIRED = {
     "cancelled", "cancelled_after_step", "paused", "paused_after_last_step", "failed",
     "webhook",  # endings and controls
     "purge", "reconcile",  # housekeeping schedules
+    "delete_user",  # account deletion
 }
-WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow]
+WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
+             DeleteUserWorkflow]
 
 
 def test_every_job_type_has_a_recorded_history() -> None:

@@ -115,6 +115,20 @@ async def test_delete(backend: Backend) -> None:
     assert await backend.storage.stat("gone") is None
 
 
+async def test_delete_prefix_removes_that_folder_only(backend: Backend) -> None:
+    for key in ("users/1/files/a", "users/1/files/b", "users/1/x", "users/12/files/c"):
+        await backend.storage.put_stream(key, chunked(DATA))
+
+    assert await backend.storage.delete_prefix("users/1/") == 3
+    assert await backend.storage.delete_prefix("users/1/") == 0  # nothing left: no error
+
+    assert [await backend.storage.stat(k) for k in ("users/1/files/a", "users/1/x")] == [None] * 2
+    assert await backend.storage.stat("users/12/files/c") is not None
+    for bad in ("users/1", "../users/", "/users/", ""):
+        with pytest.raises(StorageError):
+            await backend.storage.delete_prefix(bad)
+
+
 async def test_put_file_and_download_to(backend: Backend, tmp_path: Path) -> None:
     source, target = tmp_path / "in.bin", tmp_path / "out.bin"
     source.write_bytes(DATA)

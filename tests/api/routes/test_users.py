@@ -87,7 +87,8 @@ async def test_superuser_manages_users(client: httpx.AsyncClient, api_prefix: st
     assert deactivated.json()["is_active"] is False
     assert (await client.get(f"{api_prefix}/users/me", headers=user_headers)).status_code == 401
 
-    assert (await client.delete(url, headers=admin_headers)).status_code == 204
+    deleted = await client.delete(url, headers=admin_headers)
+    assert deleted.status_code == 202 and deleted.json()["status"] == "deleting"
     assert (await client.get(url, headers=admin_headers)).status_code == 404
 
 
