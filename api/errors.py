@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger("mediaflow.api.errors")
 
@@ -52,8 +57,42 @@ def safe_errors(errors: Any) -> list[dict[str, Any]]:
     return safe
 
 
+DATABASE_DOWN = (
+    ConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, sqlite3.OperationalError,
+)
+"""The database is unreachable, restarting, full of connections, or (SQLite) locked."""
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's 405 names only the methods
+    of the first route whose path matched)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            exc.headers = {**(exc.headers or {}),
+                           "Allow": ", ".join(allowed_methods(app, request))}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def unprocessable(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": safe_errors(exc.errors())},
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    for kind in DATABASE_DOWN:
+        @app.exception_handler(kind)
+        async def database_down(request: Request, exc: Exception) -> JSONResponse:
+            log.warning("database unavailable on %s: %s", request.url.path, exc)
+            return JSONResponse({"detail": "the database is unavailable"},
+                                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                                headers={"Retry-After": "5"})

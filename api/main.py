@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from api.errors import install_error_handlers
 from api.metrics import metrics_endpoint
 from api.middleware import install_middleware
+from api.openapi import install_openapi, operation_id
 from api.ratelimit import RateLimiter
 from api.routes import admin, api_keys, auth, files, health, jobs, users
 from core.config import Settings, get_settings
@@ -49,10 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url="/docs",
+        generate_unique_id_function=operation_id,
     )
     app.state.rate_limiter = RateLimiter(settings)
     install_middleware(app, settings)
     install_error_handlers(app)
+    install_openapi(app)
     for module in (health, auth, users, api_keys, files, jobs, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -172,7 +172,9 @@ def _webhook_url(value: str) -> str:
     return value
 
 
-MediaRef = Annotated[str, AfterValidator(_media_ref)]
+MediaRef = Annotated[str, AfterValidator(_media_ref), Field(json_schema_extra={
+    "pattern": f"^(?:{_UUID_RE.pattern[1:-1]}|@{_STEP_ID_RE.pattern[1:-1]})$",
+    "description": "a file id, or '@<step id>' inside a combined job"})]
 StepId = Annotated[str, Field(pattern=_STEP_ID_RE.pattern)]
 Color = Annotated[str, AfterValidator(_color)]
 FontName = Annotated[str, AfterValidator(_font)]

@@ -10,9 +10,11 @@ from pydantic import BaseModel, ConfigDict
 
 from api import job_control
 from api.deps import Limit, Offset, SuperUser, TemporalDep
+from api.schemas import ENDED, AdminStats, Job, JobList
 from core.enums import JobStatus, Pool
 from core.spec import JobType
-from core.tables import Job, MediaFile, User
+from core.tables import Job as JobRow
+from core.tables import MediaFile, User
 from core.temporal import gpu_workers_polling
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -23,7 +25,7 @@ class RerouteRequest(BaseModel):
     pool: Pool
 
 
-@router.get("/jobs")
+@router.get("/jobs", name="list_jobs", response_model=JobList)
 async def all_jobs(
     _: SuperUser,
     user_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -35,13 +37,13 @@ async def all_jobs(
     return await job_control.page_of_jobs(limit, offset, user_id, status_, type_)
 
 
-@router.get("/stats")
+@router.get("/stats", name="stats", response_model=AdminStats)
 async def stats(_: SuperUser) -> dict:
-    by_status = await Job.raw("SELECT status, COUNT(*) AS n FROM mf_job GROUP BY status")
-    by_type = await Job.raw("SELECT type, COUNT(*) AS n FROM mf_job GROUP BY type")
-    finished = await Job.select(Job.type, Job.started_at, Job.completed_at).where(
-        Job.status == JobStatus.completed, Job.started_at.is_not_null(),
-        Job.completed_at.is_not_null())
+    by_status = await JobRow.raw("SELECT status, COUNT(*) AS n FROM mf_job GROUP BY status")
+    by_type = await JobRow.raw("SELECT type, COUNT(*) AS n FROM mf_job GROUP BY type")
+    finished = await JobRow.select(JobRow.type, JobRow.started_at, JobRow.completed_at).where(
+        JobRow.status == JobStatus.completed, JobRow.started_at.is_not_null(),
+        JobRow.completed_at.is_not_null())
     durations: dict[str, list[float]] = {}
     for row in finished:
         seconds = (row["completed_at"] - row["started_at"]).total_seconds()
@@ -59,22 +61,27 @@ async def stats(_: SuperUser) -> dict:
     }
 
 
-@router.post("/jobs/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs/{job_id}/cancel", name="cancel", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def admin_cancel(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, None, "cancel")
 
 
-@router.post("/jobs/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs/{job_id}/pause", name="pause", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def admin_pause(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, None, "pause")
 
 
-@router.post("/jobs/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs/{job_id}/resume", name="resume", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def admin_resume(job_id: str, _: SuperUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, None, "resume")
 
 
-@router.post("/jobs/{job_id}/reroute", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/jobs/{job_id}/reroute", name="reroute", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job,
+             responses={409: {"description": "the job has ended, or no GPU worker polls"}})
 async def admin_reroute(job_id: str, body: RerouteRequest, _: SuperUser,
                         temporal: TemporalDep) -> dict:
     """Send the job's remaining steps to another pool."""

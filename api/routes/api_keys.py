@@ -27,7 +27,7 @@ async def create(body: ApiKeyCreate, user: CurrentUser) -> ApiKeyCreated:
     return ApiKeyCreated(**row, key=key)
 
 
-@router.get("", response_model=ApiKeysPublic)
+@router.get("", name="list", response_model=ApiKeysPublic)
 async def list_keys(user: CurrentUser) -> ApiKeysPublic:
     items = [ApiKeyPublic(**row) for row in await list_api_keys(user.id)]
     return ApiKeysPublic(items=items, total=len(items))

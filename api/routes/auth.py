@@ -34,6 +34,8 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 router.include_router(
     fastapi_users.get_register_router(UserRead, UserCreate),  # type: ignore[type-var]
     dependencies=[Depends(limit_register)],
+    responses={status.HTTP_429_TOO_MANY_REQUESTS: {"description": "Too many registrations "
+                                                                  "from this address"}},
 )
 
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")

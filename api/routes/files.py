@@ -131,7 +131,7 @@ def declared_length(request: Request) -> int:
         return 0  # the server would have refused it; judge by the bytes instead
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=FilePublic,
+@router.post("", name="upload", status_code=status.HTTP_201_CREATED, response_model=FilePublic,
              responses={413: {"description": "over the size limit or the quota"},
                         415: {"description": "not a supported media file"},
                         422: {"description": "no 'file' field, or media beyond a limit"}},
@@ -226,7 +226,7 @@ def too_large(settings: Settings, remaining: int) -> HTTPException:
     return HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=detail)
 
 
-@router.get("", response_model=FilesPublic)
+@router.get("", name="list", response_model=FilesPublic)
 async def list_files(
     user: CurrentUser,
     kind: Annotated[FileKind | None, Query()] = None,
@@ -246,13 +246,13 @@ async def list_files(
     return {"items": [file_public(r) for r in rows], "total": await MediaFile.count().where(*where)}
 
 
-@router.get("/usage", response_model=FileUsage)
+@router.get("/usage", name="usage", response_model=FileUsage)
 async def usage(user: CurrentUser, settings: SettingsDep) -> dict[str, int]:
     used, count = await used_bytes(user.id)
     return {"used_bytes": used, "quota_bytes": settings.user_quota_bytes, "file_count": count}
 
 
-@router.get("/{file_id}", response_model=FilePublic)
+@router.get("/{file_id}", name="get", response_model=FilePublic)
 async def get_file(file_id: str, user: CurrentUser) -> dict[str, Any]:
     return file_public(await load_file(file_id, user.id))
 
@@ -283,7 +283,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-@router.get("/{file_id}/download", response_class=StreamingResponse,
+@router.get("/{file_id}/download", name="download", response_class=StreamingResponse,
             responses={206: {"description": "partial content (Range)"},
                        307: {"description": "redirect to a presigned S3 URL"},
                        416: {"description": "range not satisfiable"}})
@@ -316,7 +316,7 @@ async def download_file(file_id: str, request: Request, user: CurrentUser,
                              headers=headers)
 
 
-@router.delete("/{file_id}", status_code=status.HTTP_204_NO_CONTENT,
+@router.delete("/{file_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT,
                responses={409: {"description": "a pending, running or paused job uses it"}})
 async def delete_file(file_id: str, user: CurrentUser) -> Response:
     """Soft delete: the bytes are purged later by the scheduled cleanup."""

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api.schemas import Health
 from core.db import ping
 from core.ffmpeg import ffmpeg_version
 
@@ -26,7 +27,8 @@ async def _run(check: Callable[[], Awaitable[object]]) -> str:
     return "ok"
 
 
-@router.get("/health")
+@router.get("/health", name="check", response_model=Health,
+            responses={503: {"model": Health, "description": "a check failed"}})
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
     names = ("database", "temporal", "storage", "ffmpeg")

@@ -22,13 +22,15 @@ from temporalio.service import RPCError
 
 from api import job_control
 from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
+from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
 from core.files import files_locked, load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
 from core.spec import JobSpec, JobType, SpecError, check_kinds, referenced_file_ids
-from core.tables import Job, OperationLog
+from core.tables import Job as JobRow
+from core.tables import OperationLog
 from core.temporal import (
     JOBS_QUEUE,
     SA_JOB_STATUS,
@@ -89,17 +91,17 @@ async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool
     """Whether the user already has ``limit`` pending, processing or paused jobs. At the
     limit, rows whose workflow an operator terminated in the Temporal UI are reconciled
     first, so they stop counting."""
-    active = [Job.user == user_id, Job.status.is_in(list(ACTIVE_STATUSES))]
-    if await Job.count().where(*active) < limit:
+    active = [JobRow.user == user_id, JobRow.status.is_in(list(ACTIVE_STATUSES))]
+    if await JobRow.count().where(*active) < limit:
         return False
-    rows = await Job.select().where(*active).output(load_json=True)
+    rows = await JobRow.select().where(*active).output(load_json=True)
     await asyncio.gather(*(reconcile(temporal, row) for row in rows))
-    return await Job.count().where(*active) >= limit
+    return await JobRow.count().where(*active) >= limit
 
 
 async def existing_for_key(user_id: uuid.UUID, key: str) -> dict | None:
-    return await Job.select().where(Job.user == user_id, Job.idempotency_key == key).output(
-        load_json=True).first()
+    return await JobRow.select().where(
+        JobRow.user == user_id, JobRow.idempotency_key == key).output(load_json=True).first()
 
 
 def summary_of(spec: JobSpec, plan: dict) -> str:
@@ -107,7 +109,10 @@ def summary_of(spec: JobSpec, plan: dict) -> str:
     return f"{spec.type} job, {runs} ffmpeg run{'s' if runs != 1 else ''}"
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses={200: {"description": "replay"}})
+@router.post("", name="submit", status_code=status.HTTP_202_ACCEPTED, response_model=Job,
+             responses={200: {"model": Job, "description": "the job of an Idempotency-Key "
+                                                           "already used"},
+                        404: {"description": "an input file is missing or not yours"}})
 async def submit_job(
     spec: JobSpec, user: CurrentUser, settings: SettingsDep, temporal: TemporalDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
@@ -126,7 +131,7 @@ async def submit_job(
     job_id = uuid.uuid4()
     body = spec.model_dump(mode="json")
     input_files = referenced_file_ids(spec)
-    row = Job(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
+    row = JobRow(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
               input_files=input_files, workflow_id=workflow_id_for(str(job_id)),
               idempotency_key=idempotency_key,
               progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
@@ -145,7 +150,7 @@ async def submit_job(
     try:
         await start_workflow(temporal, spec, job_id, user.id, summary_of(spec, plan))
     except RPCError as exc:
-        await Job.delete().where(Job.id == job_id)  # nothing half-created is left behind
+        await JobRow.delete().where(JobRow.id == job_id)  # nothing half-created is left behind
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail="Temporal is unavailable; the job was not created") from exc
     saved = await job_control.load_job(str(job_id), user.id)
@@ -171,7 +176,8 @@ async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
     )
 
 
-@router.post("/validate")
+@router.post("/validate", name="validate", response_model=Plan,
+             responses={404: {"description": "an input file is missing or not yours"}})
 async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
                        temporal: OptionalTemporal) -> dict:
     """Compile the job without running it: the ffmpeg runs it would make, with placeholders."""
@@ -179,7 +185,7 @@ async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
     return {"valid": True, **plan}
 
 
-@router.get("")
+@router.get("", name="list", response_model=JobList)
 async def list_jobs(
     user: CurrentUser,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
@@ -190,7 +196,7 @@ async def list_jobs(
     return await job_control.page_of_jobs(limit, offset, user.id, status_, type_)
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", name="get", response_model=Job)
 async def get_job(job_id: str, user: CurrentUser, temporal: OptionalTemporal) -> dict:
     row = await job_control.load_job(job_id, user.id)
     return await job_control.live_view(temporal, row)
@@ -200,7 +206,7 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse,
+@router.get("/{job_id}/events", name="events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(job_id: str, user: CurrentUser, request: Request,
                      temporal: OptionalTemporal) -> StreamingResponse:
@@ -233,22 +239,25 @@ async def job_events(job_id: str, user: CurrentUser, request: Request,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job_id}/cancel", name="cancel", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def cancel_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, user.id, "cancel")
 
 
-@router.post("/{job_id}/pause", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job_id}/pause", name="pause", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def pause_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, user.id, "pause")
 
 
-@router.post("/{job_id}/resume", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job_id}/resume", name="resume", status_code=status.HTTP_202_ACCEPTED,
+             response_model=Job, responses=ENDED)
 async def resume_job(job_id: str, user: CurrentUser, temporal: TemporalDep) -> dict:
     return await job_control.control(temporal, job_id, user.id, "resume")
 
 
-@router.get("/{job_id}/logs")
+@router.get("/{job_id}/logs", name="logs", response_model=list[OperationLogEntry])
 async def job_logs(job_id: str, user: CurrentUser) -> list[dict]:
     row = await job_control.load_job(job_id, user.id)
     logs = await OperationLog.select().where(OperationLog.job == row["id"]).order_by(

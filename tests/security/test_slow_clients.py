@@ -5,20 +5,16 @@ connection usable."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cli.devstack import free_ports
 from core.config import Settings
-from tests.conftest import REPO
+from tests.utils.server import api_process
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 1.0
@@ -29,37 +25,11 @@ HALF_OPEN = 200  # more than the ceiling: the oldest half-open ones make room fo
 @pytest.fixture(scope="module")
 def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mediaflow api`` in its own process, with short timeouts and a low ceiling."""
-    port = free_ports(1)[0]
-    env = {
-        **os.environ,
-        "MEDIAFLOW_ENV": "test",
-        "MEDIAFLOW_DATA_DIR": str(tmp_path_factory.mktemp("slow-clients")),
-        "MEDIAFLOW_DATABASE_URL": str(settings.database_url),
-        "MEDIAFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "MEDIAFLOW_JWT_SECRET": settings.jwt_secret_value(),
-        "MEDIAFLOW_HTTP_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-        "MEDIAFLOW_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
-        "MEDIAFLOW_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
-        "MEDIAFLOW_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "cli.main", "api", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"the API did not start: {process.stderr.read()!r}")
+    with api_process(settings, tmp_path_factory.mktemp("slow-clients"),
+                     HTTP_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
+                     HTTP_BODY_TIMEOUT=str(BODY_TIMEOUT),
+                     HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS)) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def connect(base: str) -> socket.socket:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from api.users.api_keys import generate_api_key
 from cli.devstack import free_ports
 from core.config import Settings
 from tests.utils.apps import other_app
@@ -28,6 +29,21 @@ async def test_database_down_is_503(settings: Settings) -> None:
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["database"].startswith("error") and checks["temporal"] == "ok"
+
+
+async def test_routes_answer_503_while_the_database_is_down(settings: Settings) -> None:
+    """A dependency that is down is the service's fault, said as such: 503 with
+    Retry-After on every route that needs the database, never a 500."""
+    down = settings.model_copy(update={
+        "database_url": f"postgresql://postgres@127.0.0.1:{free_ports(1)[0]}/nothing"})
+    async with other_app(down) as (client, _):
+        login = await client.post("/api/v1/auth/login", json={
+            "email_or_username": "someone", "password": "Secret123"})
+        jobs = await client.get("/api/v1/jobs", headers={"X-API-Key": generate_api_key()[0]})
+    for response in (login, jobs):
+        assert response.status_code == 503, response.text
+        assert response.json() == {"detail": "the database is unavailable"}
+        assert response.headers["Retry-After"] == "5"
 
 
 async def test_temporal_down_is_503(settings: Settings) -> None:
