@@ -85,7 +85,10 @@ def _video(run: RunBuilder, streams: Streams, target: Target,
         if frame_filters:
             pad = run.chain([pad], frame_filters, "v")
         run.consume(pad)
-        return ["-map", pad.map_arg, *target.video_encoder_args()], {
+        # Frames keep their own timing: for mp4 FFmpeg would otherwise make the frame rate
+        # constant at the input's rate guess, which for a variable frame rate recording with
+        # 1 ms timestamps means duplicating frames up to 1000 per second.
+        return ["-map", pad.map_arg, *target.video_encoder_args(), "-fps_mode:v", "vfr"], {
             "has_video": True, "video_codec": target.video_codec, "width": width,
             "height": height, "fps": fps, "pix_fmt": "yuv420p", "rotation": 0}, True
     run.consume(pad)
