@@ -19,6 +19,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from core.files import load_inputs, media_of
+from core.plan import compile_plan
+from core.spec import JobSpec
 from tests.utils.corpus import CORPUS, Sample, make_corpus
 from tests.utils.jobs import download, submit, wait_for
 from tests.utils.media import FFMPEG, duration, ffprobe, make_video, stream_types
@@ -259,3 +262,18 @@ async def test_an_odd_sized_gif_is_cropped_to_an_even_size(
                          tmp_path / "o.mp4")
     assert (video_stream(probe)["width"], video_stream(probe)["height"]) == (160, 120)
     assert duration(probe) == pytest.approx(1.0, abs=0.15)
+
+
+async def test_a_measured_duration_reaches_the_compiler(
+    http: httpx.AsyncClient, auth: dict[str, str], uploaded: dict[str, httpx.Response],
+) -> None:
+    """What the gate measured is stored with the probe, so the plan (progress, ETA and the
+    step timeout) knows how long a recording without a header duration runs."""
+    recording = file_id(uploaded, "recorder.webm")
+    me = (await http.get(f"{API}/auth/me", headers=auth)).json()
+    media = media_of(await load_inputs(me["id"], [recording]))
+    assert media[recording].duration == pytest.approx(1.0, abs=0.1)
+    spec = JobSpec.model_validate({"type": "text_overlay", "output": OUTPUT,
+                                   "params": {"video": recording, "text": "x"}})
+    (step,) = compile_plan(spec, media).steps
+    assert step.expected_seconds == pytest.approx(1.0, abs=0.1)
