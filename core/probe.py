@@ -334,9 +334,7 @@ async def _tiff_size(path: Path, head: bytes) -> tuple[int, int]:
             page = (tags[256], tags[257])
             largest = max(largest, page, key=lambda size: size[0] * size[1])
             (offset,) = struct.unpack(order + "I", entries[12 * count :])
-    if not seen or largest == (0, 0):
-        raise UnsupportedMedia("a TIFF image without a readable size")
-    if offset:  # the chain was cut off before its end
+    if offset or largest == (0, 0):  # a directory cut off or without a size, or none at all
         raise UnsupportedMedia("a TIFF image without a readable size")
     return largest
 
