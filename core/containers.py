@@ -40,25 +40,36 @@ SUBTITLE_CONTAINERS = frozenset({"mp4", "mov", "mkv", "webm"})
 #: Demuxers we force with ``-f`` (by ffprobe's first format name) and the extension the
 #: runner gives the placed file. Anything else is refused: it should never have been
 #: accepted at upload (docs/SECURITY.md #1, #2), and forcing the demuxer keeps FFmpeg from
-#: re-guessing a hostile file as a playlist.
+#: re-guessing a hostile file as a playlist. Every demuxer the upload gate accepts
+#: (``core.probe``) has an entry.
 DEMUXER_EXTENSIONS: dict[str, str] = {
     "mov": "mp4",
     "matroska": "mkv",
     "avi": "avi",
     "mpegts": "ts",
+    "mpeg": "mpg",  # MPEG program stream: DVD rips, camcorders
+    "asf": "asf",  # WMV and WMA
     "flv": "flv",
     "mp3": "mp3",
     "wav": "wav",
     "ogg": "ogg",
     "flac": "flac",
     "aac": "aac",
+    "gif": "gif",  # still or animated
     "png_pipe": "png",
     "jpeg_pipe": "jpg",
     "webp_pipe": "webp",
+    "bmp_pipe": "bmp",
+    "tiff_pipe": "tiff",
     "srt": "srt",
     "ass": "ass",
     "webvtt": "vtt",
 }
+
+#: Containers whose muxer writes a stream's display matrix, so a turned (phone) video can be
+#: stream-copied into them and still show upright. Into any other container it is decoded,
+#: which turns the frames upright, and encoded.
+ROTATION_CONTAINERS = frozenset({"mp4", "mov"})
 
 #: Container → (FFmpeg muxer, file extension).
 MUXERS: dict[str, tuple[str, str]] = {

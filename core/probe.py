@@ -7,28 +7,42 @@
    documents and executables are refused without running any tool. Text goes to
    ``core.subtitles`` and never to FFmpeg: every accepted media container is
    binary, and text is how ``concat:``/``file:``/``http:`` tricks get in.
-2. Read image dimensions from PNG/JPEG/WebP headers, so a 100000x100000 image
-   is refused before a decoder allocates a frame for it.
+2. Read image dimensions from PNG/JPEG/WebP/GIF/BMP/TIFF headers, so a
+   100000x100000 image is refused before a decoder allocates a frame for it.
 3. Run ffprobe with ``-protocol_whitelist file`` (no network, no nested
    protocols), ``-format_whitelist`` (the HLS and concat demuxers cannot even
    open, including inside an AVI's embedded subtitle chunk) and ``-max_streams``,
-   on an absolute ``file:`` URL that can never be read as an option.
-4. Check ffprobe's answer: an allowed container, stream count, pixels, fps and
-   duration within limits, a real video stream for ``video``.
-5. Decode the one frame of an image, which catches truncated files that
+   on an absolute ``file:`` URL that can never be read as an option. The same run
+   lists the timestamps of the first packets (:data:`SAMPLE_PACKETS`), from which
+   the frame rate of a stream without an average rate and variable frame timing are
+   measured.
+4. When no header declares a duration (browser recordings), measure it from the
+   packet timestamps: from the sample when it reached the end of the file, else by a
+   bounded scan (:data:`MEASURE_MAX_BYTES`, :data:`MEASURE_TIMEOUT` and
+   ``MEDIAFLOW_MAX_MEDIA_SECONDS``). The measured values go into the stored ffprobe
+   JSON under ``mediaflow_*`` keys that :mod:`core.mediainfo` reads.
+5. Check ffprobe's answer: an allowed container, stream count, pixels, fps,
+   animation frames and duration within limits, a real video stream for ``video``.
+6. Decode the one frame of an image, which catches truncated files that
    ffprobe still describes.
 
 The kind, content type and extension come from this probe, never from the
-client's file name or Content-Type header.
+client's file name or Content-Type header. Which containers are allowed, and what
+each could open, is in docs/SECURITY.md #1, #2 and #7; the table of accepted
+formats is in docs/API.md "Files".
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import math
 import re
+import statistics
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -36,7 +50,24 @@ from typing import Any, ClassVar, Literal
 import anyio
 
 from core.config import Settings
-from core.mediainfo import frame_rate, integer, is_cover_art, media_duration, number
+from core.mediainfo import (
+    ANIMATION_FORMATS,
+    IMAGE_FORMATS,
+    MEASURED_DURATION,
+    MEASURED_FRAME_RATE,
+    VARIABLE_FRAME_RATE,
+    display_size,
+    duration_source,
+    frame_rate,
+    header_duration,
+    integer,
+    is_cover_art,
+    is_variable_frame_rate,
+    media_duration,
+    media_kind,
+    number,
+    rotation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +76,20 @@ FFMPEG = "ffmpeg"
 PROBE_TIMEOUT = 20.0
 MAX_STREAMS = 16
 MAX_FPS = 240
+#: Frames an animated GIF may hold: every frame is decoded at the full canvas size, and a
+#: GIF of tiny frames packs thousands of them into a few kilobytes.
+MAX_ANIMATION_FRAMES = 10_000
 HEAD_BYTES = 256 * 1024  # enough to reach a JPEG frame header behind EXIF and ICC segments
+#: Packets whose timestamps the main ffprobe run lists (frame timing, short files' duration).
+SAMPLE_PACKETS = 500
+#: A file whose header declares no duration is measured by reading its packet timestamps;
+#: larger ones are refused (422) rather than read whole.
+MEASURE_MAX_BYTES = 1024 * 1024 * 1024
+MEASURE_TIMEOUT = 60.0
+#: Frame intervals that differ from the typical one by more than this (and 2 ms, the
+#: rounding of millisecond timestamps) make a stream variable frame rate, from two of them on.
+VFR_TOLERANCE = 0.1
+MAX_TIFF_PAGES = 16
 
 Kind = Literal["video", "audio", "image", "subtitle"]
 
@@ -104,6 +148,8 @@ class _Container:
     """Content type and extension when it holds audio only."""
 
 
+#: The audio/video allowlist, by ffprobe's format name. Each entry is a demuxer FFmpeg may
+#: open on an upload; what each one could open and why it is safe is in docs/SECURITY.md #2.
 _CONTAINERS: dict[str, _Container] = {
     "mov,mp4,m4a,3gp,3g2,mj2": _Container("mp4", ("video/mp4", "mp4"), ("audio/mp4", "m4a")),
     "matroska,webm": _Container(
@@ -111,21 +157,26 @@ _CONTAINERS: dict[str, _Container] = {
     ),
     "avi": _Container("avi", ("video/x-msvideo", "avi"), ("video/x-msvideo", "avi")),
     "mpegts": _Container("mpegts", ("video/mp2t", "ts"), ("audio/mp2t", "ts")),
+    "mpeg": _Container("mpeg", ("video/mpeg", "mpg"), ("video/mpeg", "mpg")),
+    "asf": _Container("asf", ("video/x-ms-wmv", "wmv"), ("audio/x-ms-wma", "wma")),
     "flv": _Container("flv", ("video/x-flv", "flv"), ("video/x-flv", "flv")),
     "ogg": _Container("ogg", ("video/ogg", "ogv"), ("audio/ogg", "ogg")),
+    "gif": _Container("gif", ("image/gif", "gif"), ("image/gif", "gif")),  # animated GIF
     "wav": _Container("wav", None, ("audio/wav", "wav")),
     "mp3": _Container("mp3", None, ("audio/mpeg", "mp3")),
     "flac": _Container("flac", None, ("audio/flac", "flac")),
     "aac": _Container("aac", None, ("audio/aac", "aac")),
 }
-_IMAGE_DEMUXERS = {"png_pipe", "jpeg_pipe", "webp_pipe", "image2"}
 _IMAGE_CODECS = {  # codec -> (format label, content type, extension)
     "png": ("png", "image/png", "png"),
     "mjpeg": ("jpeg", "image/jpeg", "jpg"),
     "webp": ("webp", "image/webp", "webp"),
+    "gif": ("gif", "image/gif", "gif"),
+    "bmp": ("bmp", "image/bmp", "bmp"),
+    "tiff": ("tiff", "image/tiff", "tiff"),
 }
 _WEBM_CODECS = {"vp8", "vp9", "av1", "opus", "vorbis", "webvtt"}
-_DEMUXER_WHITELIST = ",".join([*_CONTAINERS, *sorted(_IMAGE_DEMUXERS)])
+_DEMUXER_WHITELIST = ",".join([*_CONTAINERS, *sorted(IMAGE_FORMATS)])
 
 # Matched against the start of the file, lower-cased and with a UTF-8 BOM and blanks removed.
 _REFUSED_PREFIXES: dict[str, tuple[bytes, ...]] = {
@@ -159,8 +210,12 @@ async def probe_file(
     _reject_by_signature(head)
     if not _BINARY_BYTES.search(head):
         return await _probe_subtitles(path)
-    _check_image_header(head, settings.max_pixels)
-    raw = await _ffprobe(path, timeout)
+    _check_image_size(await _declared_image_size(path, head), settings.max_pixels)
+    raw, packets = await _ffprobe(path, timeout)
+    _check_streams(raw, settings)
+    _note_frame_timing(raw, packets)
+    if _needs_measuring(raw):
+        raw["format"][MEASURED_DURATION] = await _measure_duration(path, raw, packets, settings)
     result = _classify(raw, settings)
     if result.kind == "image":
         await _decode_one_frame(path, timeout)
@@ -204,8 +259,7 @@ async def _probe_subtitles(path: Path) -> ProbeResult:
 # --- image headers -------------------------------------------------------------------
 
 
-def _check_image_header(head: bytes, max_pixels: int) -> None:
-    size = _image_size(head)
+def _check_image_size(size: tuple[int, int] | None, max_pixels: int) -> None:
     if size is None:
         return
     width, height = size
@@ -215,16 +269,74 @@ def _check_image_header(head: bytes, max_pixels: int) -> None:
         raise MediaLimitExceeded(f"{width}x{height} exceeds the {max_pixels}-pixel limit")
 
 
+async def _declared_image_size(path: Path, head: bytes) -> tuple[int, int] | None:
+    """The largest picture an image header declares, read before any decoder runs; None
+    when the file is none of the image formats we read."""
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return await _tiff_size(path, head)
+    return _image_size(head)
+
+
 def _image_size(head: bytes) -> tuple[int, int] | None:
-    """Width and height declared by a PNG, JPEG or WebP header; None when not one of them
-    or when the header is not within ``head``."""
+    """Width and height declared by a PNG, JPEG, WebP, GIF or BMP header; None when not one
+    of them or when the header is not within ``head``."""
     if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 24:
         return struct.unpack(">II", head[16:24])
     if head.startswith(b"\xff\xd8"):
         return _jpeg_size(head)
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return _webp_size(head)
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return struct.unpack("<HH", head[6:10])  # the logical screen every frame is drawn on
+    if head.startswith(b"BM") and len(head) >= 26:
+        return _bmp_size(head)
     return None
+
+
+def _bmp_size(head: bytes) -> tuple[int, int] | None:
+    (header_size,) = struct.unpack("<I", head[14:18])
+    if header_size == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes
+        return struct.unpack("<HH", head[18:22])
+    width, height = struct.unpack("<ii", head[18:26])
+    return abs(width), abs(height)  # a negative height means top-down rows
+
+
+async def _tiff_size(path: Path, head: bytes) -> tuple[int, int]:
+    """The largest page a TIFF declares. Its directories (IFDs) may sit anywhere in the file,
+    often at the end, so they are read from the file; a TIFF whose size cannot be read, or
+    with more than :data:`MAX_TIFF_PAGES` pages, is refused."""
+    order = "<" if head[:2] == b"II" else ">"
+    (offset,) = struct.unpack(order + "I", head[4:8])
+    largest, seen = (0, 0), set[int]()
+    async with await anyio.open_file(path, "rb") as src:
+        while offset:
+            if offset in seen or len(seen) >= MAX_TIFF_PAGES:
+                raise UnsupportedMedia(f"TIFF files of more than {MAX_TIFF_PAGES} pages are "
+                                       "not accepted")
+            seen.add(offset)
+            await src.seek(offset)
+            count_bytes = await src.read(2)
+            if len(count_bytes) < 2:
+                break
+            (count,) = struct.unpack(order + "H", count_bytes)
+            entries = await src.read(12 * count + 4)
+            if len(entries) < 12 * count + 4:
+                break
+            tags = {}
+            for n in range(count):
+                tag, kind = struct.unpack(order + "HH", entries[12 * n : 12 * n + 4])
+                if tag in (256, 257) and kind in (3, 4):  # ImageWidth, ImageLength
+                    value = entries[12 * n + 8 : 12 * n + 12]
+                    tags[tag] = struct.unpack(order + ("H" if kind == 3 else "I"),
+                                              value[: 2 if kind == 3 else 4])[0]
+            if 256 not in tags or 257 not in tags:
+                break
+            page = (tags[256], tags[257])
+            largest = max(largest, page, key=lambda size: size[0] * size[1])
+            (offset,) = struct.unpack(order + "I", entries[12 * count :])
+    if offset or largest == (0, 0):  # a directory cut off or without a size, or none at all
+        raise UnsupportedMedia("a TIFF image without a readable size")
+    return largest
 
 
 def _jpeg_size(head: bytes) -> tuple[int, int] | None:
@@ -287,9 +399,15 @@ class _ToolRun:
     stderr: bytes
 
 
-async def _run_tool(argv: list[str], timeout: float) -> _ToolRun:
+STDERR_TAIL = 64 * 1024
+
+
+async def _run_tool(argv: list[str], timeout: float,
+                    on_line: Callable[[bytes], None] | None = None) -> _ToolRun:
     """Run a tool without a shell and collect its output.
 
+    With ``on_line``, stdout is handed over line by line instead of collected (a packet scan
+    of a long file prints a line per packet), and only the tail of stderr is kept.
     The process is killed on timeout and on cancellation, so a hostile file that
     makes ffprobe hang cannot leave it running.
     """
@@ -304,7 +422,12 @@ async def _run_tool(argv: list[str], timeout: float) -> _ToolRun:
         raise ProbeUnavailable(f"{argv[0]} is not installed") from exc
     try:
         async with asyncio.timeout(timeout):
-            stdout, stderr = await proc.communicate()
+            if on_line is None:
+                stdout, stderr = await proc.communicate()
+            else:
+                stdout = b""
+                _, stderr, _ = await asyncio.gather(
+                    _each_line(proc.stdout, on_line), _tail(proc.stderr), proc.wait())
     except TimeoutError:
         raise UnsupportedMedia("media analysis timed out") from None
     finally:
@@ -316,10 +439,33 @@ async def _run_tool(argv: list[str], timeout: float) -> _ToolRun:
     return _ToolRun(proc.returncode, stdout, stderr)
 
 
-async def _ffprobe(path: Path, timeout: float) -> dict[str, Any]:
+async def _each_line(stream: asyncio.StreamReader | None,
+                     on_line: Callable[[bytes], None]) -> None:
+    assert stream is not None
+    async for line in stream:
+        on_line(line)
+
+
+async def _tail(stream: asyncio.StreamReader | None) -> bytes:
+    """Read a stream to its end, keeping only its last :data:`STDERR_TAIL` bytes."""
+    assert stream is not None
+    kept = b""
+    while chunk := await stream.read(STDERR_TAIL):
+        kept = (kept + chunk)[-STDERR_TAIL:]
+    return kept
+
+
+_PACKET_FIELDS = "packet=stream_index,pts_time,dts_time,duration_time"
+
+
+async def _ffprobe(path: Path, timeout: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """ffprobe's JSON (format and streams) and the first :data:`SAMPLE_PACKETS` packets'
+    timestamps, which are not part of the JSON kept."""
     argv = [
         FFPROBE, "-v", "error", *_input_options(),
-        "-print_format", "json", "-show_format", "-show_streams", _input_url(path),
+        "-print_format", "json", "-show_format", "-show_streams",
+        "-show_entries", _PACKET_FIELDS, "-read_intervals", f"%+#{SAMPLE_PACKETS}",
+        _input_url(path),
     ]  # fmt: skip
     run = await _run_tool(argv, timeout)
     if b"exceeds max_streams" in run.stderr:
@@ -331,8 +477,151 @@ async def _ffprobe(path: Path, timeout: float) -> dict[str, Any]:
         raw: dict[str, Any] = json.loads(run.stdout)
     except ValueError:
         raise UnsupportedMedia("not a recognised media file") from None
-    (raw.get("format") or {}).pop("filename", None)  # a server path: never stored or shown
-    return raw
+    if not isinstance(raw.get("format"), dict):
+        raise UnsupportedMedia("not a recognised media file")
+    raw["format"].pop("filename", None)  # a server path: never stored or shown
+    packets = raw.pop("packets", None)
+    return raw, packets if isinstance(packets, list) else []
+
+
+# --- what the headers do not say: frame timing and duration, measured --------------------
+
+
+@dataclass
+class _StreamTiming:
+    """Timestamps of one stream's packets, in seconds."""
+
+    pts: list[float]
+    last_dts: float | None = None
+    start: float | None = None
+    end: float | None = None  # the latest pts + packet duration
+
+    def add(self, pts: float | None, dts: float | None, duration: float | None,
+            keep_pts: bool = True) -> None:
+        stamp = pts if pts is not None else dts
+        if stamp is None:
+            return
+        if keep_pts:
+            self.pts.append(stamp)
+        if dts is not None:
+            self.last_dts = dts if self.last_dts is None else max(self.last_dts, dts)
+        self.start = stamp if self.start is None else min(self.start, stamp)
+        finish = stamp + (duration or 0.0)
+        self.end = finish if self.end is None else max(self.end, finish)
+
+
+def _seconds(value: Any) -> float | None:
+    """A finite timestamp (negative allowed: audio priming starts before zero)."""
+    try:
+        parsed = float(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if math.isfinite(parsed) else None
+
+
+def _timings(packets: list[dict[str, Any]]) -> dict[int, _StreamTiming]:
+    timings: dict[int, _StreamTiming] = {}
+    for packet in packets:
+        if not isinstance(packet, dict) or not isinstance(packet.get("stream_index"), int):
+            continue
+        timing = timings.setdefault(packet["stream_index"], _StreamTiming([]))
+        timing.add(_seconds(packet.get("pts_time")), _seconds(packet.get("dts_time")),
+                   number(packet.get("duration_time")))
+    return timings
+
+
+def _note_frame_timing(raw: dict[str, Any], packets: list[dict[str, Any]]) -> None:
+    """Write each video stream's measured frame rate and whether its frames come at
+    varying intervals into its ffprobe entry (``mediaflow_frame_rate``, ``mediaflow_vfr``)."""
+    timings = _timings(packets)
+    sample_is_whole = len(packets) < SAMPLE_PACKETS
+    for stream in raw.get("streams") or []:
+        if stream.get("codec_type") != "video" or is_cover_art(stream):
+            continue
+        timing = timings.get(stream.get("index"))
+        if timing is None:
+            continue
+        stamps = sorted(timing.pts)
+        if not sample_is_whole and timing.last_dts is not None:
+            # Frames are read in decode order: past the last decode time read, a
+            # presentation time may be missing, and its gap would look like a dropped frame.
+            stamps = [stamp for stamp in stamps if stamp <= timing.last_dts]
+        intervals = [later - earlier for earlier, later in itertools.pairwise(stamps)
+                     if later > earlier]
+        if not intervals:
+            continue
+        stream[MEASURED_FRAME_RATE] = round(len(intervals) / sum(intervals), 3)
+        if len(intervals) >= 2:
+            # One odd interval (a gap after the first frame where audio priming shifted the
+            # start, a single dropped frame) does not make a stream variable frame rate.
+            typical = statistics.median(intervals)
+            slack = max(0.002, VFR_TOLERANCE * typical)
+            odd = sum(abs(gap - typical) > slack for gap in intervals)
+            stream[VARIABLE_FRAME_RATE] = odd >= 2
+
+
+def _needs_measuring(raw: dict[str, Any]) -> bool:
+    fmt, streams = raw["format"], raw.get("streams") or []
+    return media_kind(fmt, streams) in ("video", "audio") and header_duration(
+        fmt, streams) is None
+
+
+async def _measure_duration(path: Path, raw: dict[str, Any], packets: list[dict[str, Any]],
+                            settings: Settings) -> float:
+    """Seconds from the first packet to the end of the last, for a file whose header has no
+    duration: from the sample when it reached the end of the file, else from a scan that
+    stops after ``MEDIAFLOW_MAX_MEDIA_SECONDS`` (+1 s) of packets, of a file of at most
+    :data:`MEASURE_MAX_BYTES`, within :data:`MEASURE_TIMEOUT`."""
+    limit = settings.max_media_seconds
+    media = {stream.get("index") for stream in raw.get("streams") or []
+             if stream.get("codec_type") in ("video", "audio") and not is_cover_art(stream)}
+    if len(packets) < SAMPLE_PACKETS:
+        timings = {index: timing for index, timing in _timings(packets).items()
+                   if index in media}
+    else:
+        size = (await anyio.Path(path).stat()).st_size
+        if size > MEASURE_MAX_BYTES:
+            raise MediaLimitExceeded(
+                f"the header declares no duration, and such files are measured only up to "
+                f"{MEASURE_MAX_BYTES // (1024 * 1024)} MiB")
+        timings = await _scan_packets(path, media, limit)
+    starts = [t.start for t in timings.values() if t.start is not None]
+    ends = [t.end for t in timings.values() if t.end is not None]
+    duration = round(max(ends) - min(starts), 6) if starts and ends else 0.0
+    if duration <= 0:
+        raise UnsupportedMedia("media without a known duration")
+    if duration > limit:
+        raise MediaLimitExceeded(f"longer than the {limit:.0f} s limit")  # the scan stopped past it
+    return duration
+
+
+async def _scan_packets(path: Path, media: set[Any], limit: float) -> dict[int, _StreamTiming]:
+    """Every packet's timestamps up to ``limit`` + 1 s into the file, read without decoding
+    and folded as they stream in (a long file has millions of packets)."""
+    timings: dict[int, _StreamTiming] = {}
+
+    def take(line: bytes) -> None:
+        fields = dict(part.split("=", 1) for part in line.decode("ascii", "replace").strip()
+                      .split("|") if "=" in part)
+        index = integer(fields.get("stream_index"))
+        if index is None or index not in media:
+            return
+        timings.setdefault(index, _StreamTiming([])).add(
+            _seconds(fields.get("pts_time")), _seconds(fields.get("dts_time")),
+            number(fields.get("duration_time")), keep_pts=False)
+
+    argv = [
+        FFPROBE, "-v", "error", *_input_options(),
+        "-show_entries", _PACKET_FIELDS, "-read_intervals", f"%+{math.ceil(limit) + 1}",
+        "-print_format", "compact=print_section=0", _input_url(path),
+    ]  # fmt: skip
+    try:
+        run = await _run_tool(argv, MEASURE_TIMEOUT, on_line=take)
+    except UnsupportedMedia:
+        raise UnsupportedMedia("measuring the duration timed out") from None
+    if run.returncode != 0:
+        raise UnsupportedMedia("media without a known duration")
+    return timings
 
 
 async def _decode_one_frame(path: Path, timeout: float) -> None:
@@ -349,32 +638,54 @@ async def _decode_one_frame(path: Path, timeout: float) -> None:
 # --- classifying ffprobe's answer ------------------------------------------------------
 
 
-def _classify(raw: dict[str, Any], settings: Settings) -> ProbeResult:
-    fmt: dict[str, Any] = raw.get("format") or {}
+def _check_streams(raw: dict[str, Any], settings: Settings) -> None:
+    """Stream count and picture sizes: checked before anything reads further."""
     streams: list[dict[str, Any]] = raw.get("streams") or []
-    format_name = str(fmt.get("format_name", ""))
     if len(streams) > MAX_STREAMS:
         raise MediaLimitExceeded(f"more than {MAX_STREAMS} streams")
     for stream in streams:
         if stream.get("codec_type") == "video":
-            _check_picture(stream, settings.max_pixels)
-    if format_name in _IMAGE_DEMUXERS:
+            _check_picture_size(stream, settings.max_pixels)
+
+
+def _classify(raw: dict[str, Any], settings: Settings) -> ProbeResult:
+    fmt: dict[str, Any] = raw.get("format") or {}
+    streams: list[dict[str, Any]] = raw.get("streams") or []
+    format_name = str(fmt.get("format_name", ""))
+    _check_streams(raw, settings)
+    for stream in streams:
+        if stream.get("codec_type") == "video":
+            _check_frame_rate(stream)
+    kind = media_kind(fmt, streams)
+    if kind == "image" or format_name in IMAGE_FORMATS:
         return _image_result(format_name, streams, raw)
     container = _CONTAINERS.get(format_name)
     if container is None:
         raise UnsupportedMedia(f"{format_name or 'this'} format is not accepted")
+    if format_name in ANIMATION_FORMATS:
+        _check_animation(streams)
     return _audio_video_result(_refine(container, fmt, streams), format_name, raw, settings)
 
 
-def _check_picture(stream: dict[str, Any], max_pixels: int) -> None:
-    width, height = int(stream.get("width") or 0), int(stream.get("height") or 0)
+def _check_picture_size(stream: dict[str, Any], max_pixels: int) -> None:
+    width, height = integer(stream.get("width")) or 0, integer(stream.get("height")) or 0
     if width <= 0 or height <= 0:
         raise UnsupportedMedia("a video stream without a picture size")
     if width * height > max_pixels:
         raise MediaLimitExceeded(f"{width}x{height} exceeds the {max_pixels}-pixel limit")
+
+
+def _check_frame_rate(stream: dict[str, Any]) -> None:
     fps = frame_rate(stream)
     if fps is not None and fps > MAX_FPS:
         raise MediaLimitExceeded(f"{fps:g} fps exceeds the {MAX_FPS} fps limit")
+
+
+def _check_animation(streams: list[dict[str, Any]]) -> None:
+    frames = max((integer(s.get("nb_frames")) or 0 for s in streams), default=0)
+    if frames > MAX_ANIMATION_FRAMES:
+        raise MediaLimitExceeded(
+            f"{frames} frames exceed the {MAX_ANIMATION_FRAMES}-frame limit of animations")
 
 
 def _image_result(
@@ -382,9 +693,10 @@ def _image_result(
 ) -> ProbeResult:
     codec = streams[0].get("codec_name") if len(streams) == 1 else None
     if codec not in _IMAGE_CODECS:
-        raise UnsupportedMedia("only single PNG, JPEG or WebP images are accepted")
+        raise UnsupportedMedia("only single PNG, JPEG, WebP, GIF, BMP or TIFF images are "
+                               "accepted")
     label, content_type, extension = _IMAGE_CODECS[codec]
-    summary = _summarize(streams[0]) | {"fps": None, "duration": None}
+    summary = _summarize(streams[0]) | {"fps": None, "duration": None, "vfr": None}
     return ProbeResult(
         kind="image",
         format_name=format_name,
@@ -411,7 +723,8 @@ def _audio_video_result(
         kind, (content_type, extension) = "audio", container.audio
     else:
         raise UnsupportedMedia("no audio or video stream")
-    duration = _duration(fmt, raw.get("streams") or [], settings.max_media_seconds)
+    streams = raw.get("streams") or []
+    duration = _duration(fmt, streams, settings.max_media_seconds)
     return ProbeResult(
         kind=kind,
         format_name=format_name,
@@ -420,6 +733,7 @@ def _audio_video_result(
         metadata=_metadata(
             container.label,
             duration=duration,
+            duration_source=duration_source(fmt, streams),
             streams=summaries,
             video=video,
             audio=audio,
@@ -463,10 +777,13 @@ def _summarize(stream: dict[str, Any]) -> dict[str, Any]:
         "language": (stream.get("tags") or {}).get("language"),
     }
     if kind == "video":
+        width, height = display_size(stream)
         summary |= {
-            "width": stream.get("width"),
-            "height": stream.get("height"),
+            "width": width,
+            "height": height,
             "fps": frame_rate(stream),
+            "vfr": is_variable_frame_rate(stream),
+            "rotation": rotation(stream),
             "attached_pic": is_cover_art(stream),
         }
     elif kind == "audio":
@@ -482,6 +799,7 @@ def _metadata(
     *,
     duration: float | None,
     streams: list[dict[str, Any]],
+    duration_source: str | None = None,
     video: dict[str, Any] | None = None,
     audio: dict[str, Any] | None = None,
     bit_rate: int | None = None,
@@ -490,10 +808,13 @@ def _metadata(
     video, audio = video or {}, audio or {}
     return {
         "duration": duration,
+        "duration_source": duration_source,
         "format": label,
         "width": video.get("width"),
         "height": video.get("height"),
         "fps": video.get("fps"),
+        "vfr": video.get("vfr"),
+        "rotation": video.get("rotation"),
         "video_codec": video.get("codec"),
         "audio_codec": audio.get("codec"),
         "sample_rate": audio.get("sample_rate"),

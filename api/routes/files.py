@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -42,10 +42,18 @@ MULTIPART_SLACK = 64 * 1024
 
 class FileMetadata(BaseModel):
     duration: float | None = None
+    duration_source: Literal["header", "measured"] | None = None
+    """Audio and video: ``header`` when the file declares its duration, ``measured`` when
+    the probe measured it from the packets (browser recordings)."""
     format: str | None = None
     width: int | None = None
+    """Displayed width: a video turned by its ``rotation`` reports the upright size."""
     height: int | None = None
     fps: float | None = None
+    vfr: bool | None = None
+    """Video: whether its frames come at varying intervals (``fps`` is then the average)."""
+    rotation: int | None = None
+    """Video: degrees the stored picture is turned on display (0, 90, 180 or 270)."""
     video_codec: str | None = None
     audio_codec: str | None = None
     sample_rate: int | None = None

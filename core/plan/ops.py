@@ -28,8 +28,8 @@ from core.styles import FONTS
 
 DEFAULT_FPS = 25.0
 #: Properties every input must share for the concat demuxer (and so for stream copy).
-CONCAT_KEYS = ("demuxer", "video_codec", "width", "height", "fps", "pix_fmt", "has_audio",
-               "audio_codec", "sample_rate", "channels")
+CONCAT_KEYS = ("demuxer", "video_codec", "width", "height", "rotation", "fps", "pix_fmt",
+               "has_audio", "audio_codec", "sample_rate", "channels")
 
 
 @dataclass
@@ -107,6 +107,7 @@ def _join_by_filter(ctx: StepContext, params: JoinParams, infos: list[MediaInfo]
         raise ctx.error(("inputs", 0), "the first input has no frame size", "unknown_size")
     width, height = filters.frame_size(ctx.output.width, ctx.output.height,
                                        first.width, first.height)
+    width, height = width - width % 2, height - height % 2  # yuv420p: even sizes only
     fps = ctx.output.fps or first.fps or DEFAULT_FPS
     with_audio = any(info.has_audio for info in infos)
     video_chain = [*filters.fit_to_frame(width, height), filters.set_fps(fps),
@@ -123,7 +124,7 @@ def _join_by_filter(ctx: StepContext, params: JoinParams, infos: list[MediaInfo]
     concat = filter_spec("concat", n=len(infos), v=1, a=int(with_audio))
     pads = ctx.run.chain_multi(segments, [concat], labels)
     info = first.with_(duration=_total(infos), width=width, height=height, fps=fps,
-                       has_audio=with_audio, video_codec=None, pix_fmt="yuv420p",
+                       rotation=0, has_audio=with_audio, video_codec=None, pix_fmt="yuv420p",
                        audio_codec=None, sample_rate=filters.AUDIO_RATE if with_audio else None,
                        channels=2 if with_audio else None, subtitles=())
     return Streams(info, pads[0], pads[1] if with_audio else None)

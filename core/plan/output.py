@@ -5,6 +5,11 @@ frame size/rate change is asked for, and it already has the requested codec — 
 spec asks for ``copy`` explicitly. crf/preset therefore apply to the streams that must be
 re-encoded; ``join`` in ``auto`` mode is the documented example of the same rule.
 
+A turned (phone) video is copied only into a container that keeps its display matrix
+(``core.containers.ROTATION_CONTAINERS``); elsewhere it is decoded — FFmpeg turns the frames
+upright as it decodes them for a filter or an encoder — and encoded, so every output shows
+upright.
+
 An embedded subtitle track never makes the output longer than its picture and sound: cues
 past the end of the video are cut with ``-t`` (subtitle streams cannot be filtered, and
 ``-shortest`` would cut the video at the last cue instead).
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 from core.mediainfo import MediaInfo, SubtitleTrack
 from core.plan import filters
-from core.plan.escape import format_number
+from core.plan.escape import filter_spec, format_number
 from core.plan.graph import Pad, RunBuilder, Streams
 from core.plan.target import Target
 from core.spec import SpecError
@@ -61,18 +66,31 @@ def _video(run: RunBuilder, streams: Streams, target: Target,
     pad, info = streams.video, streams.info
     if pad is None or target.video_codec == "none":
         return [], {"has_video": False, "video_codec": None, "width": None, "height": None,
-                    "fps": None, "pix_fmt": None}, False
+                    "fps": None, "pix_fmt": None, "rotation": 0}, False
     frame_filters, width, height, fps = _frame_changes(info, target)
+    keeps_rotation = not info.rotation or target.can_keep_rotation()
     if force_copy or target.video_codec == "copy":
         _check_copy(pad, bool(frame_filters), target.can_copy_video(pad.raw_codec),
                     target.container, "video")
-    elif not (pad.is_raw and not frame_filters and pad.raw_codec == target.video_codec):
+        if not keeps_rotation:
+            raise SpecError(("output", "container"),
+                            f"{target.container} cannot keep the video's {info.rotation}° "
+                            "rotation without re-encoding", "codec_container")
+    elif not (pad.is_raw and not frame_filters and pad.raw_codec == target.video_codec
+              and keeps_rotation):
+        if width and height and width > 1 and height > 1 and (width % 2 or height % 2):
+            # yuv420p needs even sizes; odd ones are common in GIFs: drop the last row/column
+            width, height = width - width % 2, height - height % 2
+            frame_filters.append(filter_spec("crop", w=width, h=height, x=0, y=0))
         if frame_filters:
             pad = run.chain([pad], frame_filters, "v")
         run.consume(pad)
-        return ["-map", pad.map_arg, *target.video_encoder_args()], {
+        # Frames keep their own timing: for mp4 FFmpeg would otherwise make the frame rate
+        # constant at the input's rate guess, which for a variable frame rate recording with
+        # 1 ms timestamps means duplicating frames up to 1000 per second.
+        return ["-map", pad.map_arg, *target.video_encoder_args(), "-fps_mode:v", "vfr"], {
             "has_video": True, "video_codec": target.video_codec, "width": width,
-            "height": height, "fps": fps, "pix_fmt": "yuv420p"}, True
+            "height": height, "fps": fps, "pix_fmt": "yuv420p", "rotation": 0}, True
     run.consume(pad)
     return ["-map", pad.map_arg, "-c:v", "copy"], {
         "has_video": True, "video_codec": pad.raw_codec}, False

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.containers import COPYABLE_AUDIO, COPYABLE_VIDEO, FASTSTART_CONTAINERS, MUXERS
+from core.containers import (
+    COPYABLE_AUDIO,
+    COPYABLE_VIDEO,
+    FASTSTART_CONTAINERS,
+    MUXERS,
+    ROTATION_CONTAINERS,
+)
 from core.spec import OutputSpec
 
 _VP9_CPU_USED = {
@@ -66,6 +72,10 @@ class Target:
     def can_copy_audio(self, codec: str | None) -> bool:
         allowed = COPYABLE_AUDIO.get(self.container, frozenset())
         return codec is not None and (allowed is None or codec in allowed)
+
+    def can_keep_rotation(self) -> bool:
+        """Whether a stream-copied video keeps its display matrix in this container."""
+        return self.container in ROTATION_CONTAINERS
 
     def video_encoder_args(self) -> list[str]:
         codec = self.video_codec

@@ -18,6 +18,7 @@ TESTSRC = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"]
 RECIPES: dict[str, list[str]] = {
     "image.jpg": [*TESTSRC, "-frames:v", "1"],
     "image.gif": [*TESTSRC, "-frames:v", "1"],
+    "video.nut": [*TESTSRC, "-t", "0.2", "-c:v", "mpeg4"],  # a demuxer outside the allowlist
     "noise.png": ["-f", "lavfi", "-i", "nullsrc=s=128x128,geq=random(1)*255:128:128",
                   "-frames:v", "1"],
     "streams20.mkv": [*TESTSRC, "-t", "0.2", *["-map", "0:v"] * 20, "-c:v", "mpeg4"],
@@ -62,9 +63,9 @@ def tool_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []
     real_run = probe._run_tool
 
-    async def spy(argv: list[str], timeout: float) -> Any:
+    async def spy(argv: list[str], timeout: float, **options: Any) -> Any:
         calls.append(argv)
-        return await real_run(argv, timeout)
+        return await real_run(argv, timeout, **options)
 
     monkeypatch.setattr(probe, "_run_tool", spy)
     return calls

@@ -222,7 +222,7 @@ async def test_formats_outside_the_allowlist_are_refused(
     media: dict[str, Path], probe_settings: Settings
 ) -> None:
     with pytest.raises(UnsupportedMedia):
-        await probe_file(media["image.gif"], settings=probe_settings)
+        await probe_file(media["video.nut"], settings=probe_settings)
 
 
 @pytest.mark.parametrize("size", [(100_000, 100_000), (20_000, 20_000)])

@@ -1,4 +1,4 @@
-"""Hostile uploads (docs/SECURITY.md #1, #7, #8, #10; #11 and #12 are in
+"""Hostile uploads (docs/SECURITY.md #1, #2, #7, #8, #10; #11 and #12 are in
 tests/api/routes/test_files.py).
 
 Every case goes through ``POST /files`` on the real app and ffmpeg, and every
@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from core.config import Settings
 from core.tables import MediaFile
 from tests.utils.apps import other_app
+from tests.utils.hostile import ASF_HEADER_GUID, PACK_HEADER, bmp_header, gif_bytes, tiff_bytes
 from tests.utils.media import make_png, make_video
 from tests.utils.users import new_user_headers
 
@@ -169,6 +170,34 @@ async def test_media_longer_than_the_limit_is_422(
         short = await Account(c, s).start()
         body = await short.refused(422, samples["2s.mp4"], "long.mp4")
         assert "limit" in body["detail"]
+
+
+async def test_the_wider_allowlist_opens_no_bombs(account: Account) -> None:
+    """GIF, BMP and TIFF sizes are read from their headers before any decoder, and an
+    animation is capped in frames: 422 and nothing stored."""
+    cases = {
+        "gif canvas": (gif_bytes(1, 65535, 65535), "65535x65535"),
+        "bmp": (bmp_header(100_000, 100_000), "100000x100000"),
+        "tiff": (tiff_bytes([(100_000, 100_000)]), "100000x100000"),
+        "tiff with its directory past the sniffed bytes": (
+            tiff_bytes([(30_000, 30_000)], at_end=True), "30000x30000"),
+        "100000-frame gif": (gif_bytes(100_000), "100000 frames"),
+    }
+    for case, (data, detail) in cases.items():
+        body = await account.refused(422, data, f"{case}.png", "image/png")
+        assert detail in body["detail"], case
+
+
+async def test_playlists_behind_mpeg_ps_and_asf_headers_are_415(account: Account) -> None:
+    text = PLAYLISTS["hls file://"]
+    for name, data in {
+        "pack.mpg": PACK_HEADER + text,
+        "pack-private-stream.mpg": PACK_HEADER + b"\x00\x00\x01\xbd"
+        + struct.pack(">H", len(text)) + text,
+        "header.wmv": ASF_HEADER_GUID + struct.pack("<Q", 30 + len(text)) + b"\0" * 6 + text,
+    }.items():
+        body = await account.refused(415, data, name, "video/mpeg")
+        assert "passwd" not in body["detail"], name
 
 
 # --- item 8: not media at all --------------------------------------------------------------

@@ -37,8 +37,9 @@ API = "/api/v1"
 MIB = 1024 * 1024
 FILE_FIELDS = {"id", "filename", "original_filename", "size", "content_type", "kind",
                "checksum_sha256", "metadata", "source", "job_id", "created_at"}
-METADATA_FIELDS = {"duration", "format", "width", "height", "fps", "video_codec", "audio_codec",
-                   "sample_rate", "channels", "bit_rate", "streams"}
+METADATA_FIELDS = {"duration", "duration_source", "format", "width", "height", "fps", "vfr",
+                   "rotation", "video_codec", "audio_codec", "sample_rate", "channels",
+                   "bit_rate", "streams"}
 
 
 # --- helpers -------------------------------------------------------------------------
