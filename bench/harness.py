@@ -82,10 +82,12 @@ class Stack:
 
 
 @contextmanager
-def running_stack() -> Iterator[Stack]:
+def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """``mediaflow dev`` with its defaults (plus ``extra_env``) on free ports."""
     work = Path(tempfile.mkdtemp(prefix="mediaflow-bench-"))
     api, temporal, ui = free_ports(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")}
+    env.update(extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "dev", "--data-dir", str(work / "data"),
          "--port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui)],

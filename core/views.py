@@ -20,6 +20,14 @@ def public_progress(progress: dict | None, status: str) -> dict[str, Any]:
     return view
 
 
+def _error(error: dict | None) -> dict[str, str] | None:
+    """``{code, message}``, both strings, whatever an older row or a reconcile stored."""
+    if not error:
+        return None
+    return {"code": str(error.get("code") or "JobFailed"),
+            "message": str(error.get("message") or "")}
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -40,7 +48,7 @@ def job_public(row: dict[str, Any], live_progress: dict | None = None) -> dict[s
         "spec": row.get("spec") or {},
         "input_files": [str(f) for f in row.get("input_files") or []],
         "output_files": [str(f) for f in row.get("output_files") or []],
-        "error": row.get("error") or None,
+        "error": _error(row.get("error")),
         "retry_count": row.get("retry_count") or 0,
         "workflow_id": row["workflow_id"],
         "created_at": _iso(row.get("created_at")),
