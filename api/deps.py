@@ -13,11 +13,11 @@ from core.config import Settings
 from core.storage import Storage
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_storage_dep(request: Request) -> Storage:
+async def get_storage_dep(request: Request) -> Storage:
     return request.app.state.storage
 
 

@@ -116,4 +116,5 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,
         http=GuardedHttpToolsProtocol, timeout_keep_alive=5,
+        access_log=False,  # api.middleware logs each request once, with its request id
     )

@@ -151,7 +151,9 @@ class Settings(BaseSettings):
         self.jwt_secret_value()
 
 
+@lru_cache(maxsize=8)
 def _dev_secret(data_dir: Path) -> str:
+    """The dev secret kept in the data dir (read once per process)."""
     path = data_dir / "jwt_secret"
     if path.exists():
         return path.read_text().strip()
