@@ -63,10 +63,11 @@ from core.styles import FONTS, NAMED_COLORS
 
 JobType = Literal[
     "join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "transcode", "trim",
-    "combined",
+    "thumbnails", "package", "combined",
 ]
 StepType = Literal[
     "join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "transcode", "trim",
+    "thumbnails", "package",
 ]
 #: Step types whose result is a set of files (a ``package`` File), never a media stream:
 #: nothing may use their output, and they never share a run with the step before them.

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 from core.mediainfo import MediaInfo
 from core.plan.graph import RunBuilder, Streams
-from core.plan.model import Plan, PlanStep
+from core.plan.model import DIRECTORY_OUTPUT, Plan, PlanStep
+from core.plan.multifile import MULTI_FILE_OPERATIONS
 from core.plan.ops import OPERATIONS, StepContext
 from core.plan.output import WrittenOutput, write_output
 from core.plan.target import Target
@@ -62,6 +63,7 @@ OP_MAX_LENGTH = 32
 _FUSED_NAMES = {"join": "join", "text_overlay": "text", "audio_overlay": "audio",
                 "video_overlay": "overlay", "subtitles": "subtitles", "trim": "trim",
                 "transcode": "transcode", "thumbnails": "thumbnails", "package": "package"}
+FFMPEG_PREFIX = ("ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats")
 WEIGHT_VIDEO_ENCODE = 1.0
 WEIGHT_AUDIO_ENCODE = 0.1
 WEIGHT_COPY = 0.05
@@ -175,6 +177,8 @@ def _needs_real_input(step: Step, use: MediaUse) -> bool:
 def _compile_run(spec: JobSpec, group: list[_JobStep], infos: dict[str, MediaInfo],
                  kept: list[str], index: int) -> PlanStep:
     """Build one run from a group of fused steps; record its output for later ``@refs``."""
+    if group[-1].step.type in MULTI_FILE_TYPES:
+        return _directory_run(spec, group[-1], infos, index)
     run = RunBuilder()
     streams: Streams | None = None
     carried_ref: str | None = None
@@ -212,6 +216,36 @@ def _check_encoders(step: PlanStep, last: _JobStep, encoders: frozenset[str]) ->
                              "codec or format", "encoder_missing")
 
 
+def _directory_run(spec: JobSpec, job_step: _JobStep, infos: dict[str, MediaInfo],
+                   index: int) -> PlanStep:
+    """A thumbnails or package run: always alone (the compiler never fuses into one), its
+    result a directory published as one ``package`` File."""
+    run = RunBuilder()
+    ctx = StepContext(run, spec.output, job_step.loc, infos)
+    produced = MULTI_FILE_OPERATIONS[job_step.step.type](ctx, job_step.step.params)
+    infos[job_step.ref] = MediaInfo(format_name="package", kind=DIRECTORY_OUTPUT,
+                                    duration=produced.expected_seconds)
+    return PlanStep(
+        index=index,
+        step_id=job_step.step.id,
+        op=job_step.step.type,
+        covers=[job_step.step.id],
+        gpu_capable=bool(run.video_inputs),
+        sources=list(run.placed.values()),
+        scratch_files=dict(run.scratch_files),
+        argv=[*FFMPEG_PREFIX, *run.input_args, *run.filter_args(), *produced.args],
+        output_name="out",
+        output_kind=DIRECTORY_OUTPUT,
+        keep_output=True,
+        expected_seconds=produced.expected_seconds,
+        weight=produced.weight,
+        video_inputs=list(run.video_inputs),
+        output_entry=produced.entry,
+        output_metadata=produced.metadata,
+        output_extras=produced.extras,
+    )
+
+
 def op_name(types: Sequence[str]) -> str:
     """The step type for one step; ``fused:`` and the short names of the fused ones, or
     ``fused:<n> steps`` when that would not fit :data:`OP_MAX_LENGTH`."""
@@ -228,10 +262,7 @@ def _is_join_copy(group: list[_JobStep]) -> bool:
 
 def _plan_step(index: int, group: list[_JobStep], run: RunBuilder, written: WrittenOutput,
                target: Target, keep: bool) -> PlanStep:
-    argv = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats",
-        *run.input_args, *run.filter_args(), *written.args,
-    ]
+    argv = [*FFMPEG_PREFIX, *run.input_args, *run.filter_args(), *written.args]
     types = [job_step.step.type for job_step in group]
     duration = written.info.duration
     factor = (WEIGHT_VIDEO_ENCODE if written.video_encoded

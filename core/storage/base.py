@@ -205,6 +205,11 @@ class Storage(ABC):
     async def delete(self, key: str) -> None:
         """Remove ``key``; a missing key is not an error."""
 
+    @abstractmethod
+    async def delete_tree(self, key: str) -> None:
+        """Remove ``key`` and every object under ``key/`` (the members of a package File
+        live there); nothing there is not an error."""
+
     async def presign_get(
         self, key: str, *, filename: str, content_type: str, expires: int = 3600
     ) -> str | None:

@@ -120,7 +120,16 @@ class LocalStorage(Storage):
         return ObjectStat(size=path.stat().st_size) if path.is_file() else None
 
     async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if not path.is_dir():  # a package's directory is delete_tree's
+            path.unlink(missing_ok=True)
+
+    async def delete_tree(self, key: str) -> None:
+        path = self._path(key)
+        if path.is_dir():
+            await anyio.to_thread.run_sync(shutil.rmtree, path)
+        else:
+            path.unlink(missing_ok=True)
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

@@ -268,6 +268,19 @@ class S3Storage(Storage):
         with _s3_errors("delete", validate_key(key)):
             await client.delete_object(Bucket=self.bucket, Key=key)
 
+    async def delete_tree(self, key: str) -> None:
+        """The object and everything under ``key/``, listed page by page and removed in
+        batches of up to 1000 (S3's limit per DeleteObjects)."""
+        await self.delete(key)
+        client = await self._get_client()
+        paginator = client.get_paginator("list_objects_v2")
+        with _s3_errors("delete tree", validate_key(key)):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{key}/"):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    await client.delete_objects(Bucket=self.bucket,
+                                                Delete={"Objects": keys, "Quiet": True})
+
     async def presign_get(
         self, key: str, *, filename: str, content_type: str, expires: int = 3600
     ) -> str | None:

@@ -1,0 +1,228 @@
+"""thumbnails, sprites and HLS/DASH packages through the HTTP API: one package File each,
+its members served one by one (with Range) and as a streamed zip; checked with ffprobe
+on the members as downloaded; deleting and purging it removes every member object."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.testing import ActivityEnvironment
+
+from activities.purge import PurgeActivities
+from core.config import Settings
+from core.tables import MediaFile
+from tests.utils.jobs import submit, upload, wait_for
+from tests.utils.media import ffprobe
+from workflows.types import PurgeInput
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+API = "/api/v1"
+FAST = {"preset": "ultrafast"}
+SECONDS = 2.0  # media_dir/a.mp4: 320x240, 25 fps, with audio
+VTT_CUE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)$")
+
+
+async def package_of(client: httpx.AsyncClient, headers: dict, spec: dict) -> tuple[dict, dict]:
+    """(the finished job, its one package File)."""
+    done = await wait_for(client, headers, (await submit(client, headers, spec))["id"])
+    assert done["status"] == "completed", done
+    assert done["progress"]["percent"] == 100.0
+    [file_id] = done["output_files"]
+    row = (await client.get(f"{API}/files/{file_id}", headers=headers)).json()
+    assert row["kind"] == "package" and row["source"] == "job_output"
+    assert row["content_type"] == "application/zip" and row["filename"].endswith(".zip")
+    assert row["size"] == sum(m["size"] for m in row["metadata"]["members"])
+    return done, row
+
+
+async def fetch_members(client: httpx.AsyncClient, headers: dict, row: dict,
+                        target: Path) -> Path:
+    """Every member through GET /files/{id}/members/{path}, into ``target``."""
+    target.mkdir()
+    for member in row["metadata"]["members"]:
+        response = await client.get(f"{API}/files/{row['id']}/members/{member['path']}",
+                                    headers=headers)
+        assert response.status_code == 200, response.text
+        assert len(response.content) == member["size"]
+        (target / member["path"]).write_bytes(response.content)
+    return target
+
+
+def parse_vtt(text: str) -> list[tuple[float, float, str]]:
+    lines = text.splitlines()
+    assert lines[0] == "WEBVTT"
+    cues = []
+    for n, line in enumerate(lines):
+        if match := VTT_CUE.match(line):
+            h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(g) for g in match.groups())
+            cues.append((h1 * 3600 + m1 * 60 + s1 + ms1 / 1000,
+                         h2 * 3600 + m2 * 60 + s2 + ms2 / 1000, lines[n + 1]))
+    return cues
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+
+async def test_thumbnails_at_times(client: httpx.AsyncClient, headers: dict, media_dir: Path,
+                                   tmp_path: Path) -> None:
+    source = await upload(client, headers, media_dir / "a.mp4")
+    done, row = await package_of(client, headers, {
+        "type": "thumbnails", "params": {"input": source, "at": [0.2, 1.0, 1.8], "width": 96,
+                                         "format": "png"}})
+    meta = row["metadata"]
+    assert meta["entry"] == "thumb-001.png" and meta["count"] == 3
+    assert [m["path"] for m in meta["members"]] == ["thumb-001.png", "thumb-002.png",
+                                                    "thumb-003.png"]
+    images = await fetch_members(client, headers, row, tmp_path / "thumbs")
+    for path in sorted(images.iterdir()):
+        stream = ffprobe(path)["streams"][0]
+        assert (stream["codec_name"], stream["width"], stream["height"]) == ("png", 96, 72)
+    [log] = [r for r in (await client.get(f"{API}/jobs/{done['id']}/logs",
+                                          headers=headers)).json() if r["step"] >= 0]
+    assert log["operation_type"] == "thumbnails" and log["success"]
+    assert log["argv"].count("-i") == 1  # one run, one decode
+
+
+async def test_sprite_sheets_with_webvtt(client: httpx.AsyncClient, headers: dict,
+                                         media_dir: Path, tmp_path: Path) -> None:
+    source = await upload(client, headers, media_dir / "a.mp4")
+    _, row = await package_of(client, headers, {
+        "type": "thumbnails", "params": {"input": source, "count": 10, "width": 80,
+                                         "sprite": {"columns": 4, "rows": 2}}})
+    meta = row["metadata"]
+    assert meta["entry"] == "sprite.vtt" and meta["sheets"] == 2
+    files = await fetch_members(client, headers, row, tmp_path / "sprite")
+    assert sorted(p.name for p in files.iterdir()) == ["sprite-001.jpg", "sprite-002.jpg",
+                                                       "sprite.vtt"]
+    sheets = {}
+    for name in ("sprite-001.jpg", "sprite-002.jpg"):
+        stream = ffprobe(files / name)["streams"][0]
+        sheets[name] = (stream["width"], stream["height"])
+        assert sheets[name] == (4 * 80, 2 * 60)
+    cues = parse_vtt((files / "sprite.vtt").read_text())
+    assert len(cues) == 10
+    assert cues[0][0] == 0 and cues[-1][1] == pytest.approx(SECONDS)
+    assert all(a[1] == b[0] for a, b in zip(cues, cues[1:], strict=False))
+    for _, _, target in cues:  # each cue points inside its sheet
+        name, _, fragment = target.partition("#xywh=")
+        x, y, w, h = (int(v) for v in fragment.split(","))
+        width, height = sheets[name]
+        assert (w, h) == (80, 60) and x + w <= width and y + h <= height
+
+
+# --------------------------------------------------------------------------- packages
+
+
+async def test_hls_package_with_three_renditions(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, tmp_path: Path,
+    settings: Settings, app: FastAPI,
+) -> None:
+    source = await upload(client, headers, media_dir / "a.mp4")
+    spec = {"type": "package", "output": FAST, "params": {
+        "input": source, "segment_seconds": 2,
+        "renditions": [{"height": 240}, {"height": 180}, {"height": 120},
+                       {"height": 480}]}}  # above the source: collapses into 240
+    [run] = (await client.post(f"{API}/jobs/validate", headers=headers, json=spec)).json()["plan"]
+    assert run["op"] == "package" and run["pool"] == "gpu-capable"
+    done, row = await package_of(client, headers, spec)
+    meta = row["metadata"]
+    assert meta["entry"] == "master.m3u8" and meta["format"] == "hls"
+    assert [r["height"] for r in meta["renditions"]] == [240, 180, 120]
+    files = await fetch_members(client, headers, row, tmp_path / "hls")
+
+    master = (files / "master.m3u8").read_text()
+    variants = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(.*)", master)
+    assert [uri for _, uri in variants] == ["v0.m3u8", "v1.m3u8", "v2.m3u8"]
+    resolutions = [re.search(r"RESOLUTION=(\d+x\d+)", line).group(1) for line, _ in variants]
+    assert resolutions == ["320x240", "240x180", "160x120"]
+    assert all("BANDWIDTH=" in line and "CODECS=" in line for line, _ in variants)
+    for n, (width, height) in enumerate([(320, 240), (240, 180), (160, 120)]):
+        probe = ffprobe(files / f"v{n}.m3u8")  # every segment of the variant decodes
+        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        assert (video["width"], video["height"]) == (width, height)
+        assert any(s["codec_type"] == "audio" for s in probe["streams"])
+        assert float(probe["format"]["duration"]) == pytest.approx(SECONDS, abs=0.1)
+
+    # the zip holds every member, byte for byte
+    response = await client.get(f"{API}/files/{row['id']}/download", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/zip"
+    assert "content-length" not in response.headers  # streamed as it is written
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert archive.testzip() is None
+        names = archive.namelist()
+        assert names == [m["path"] for m in meta["members"]]
+        for name in names:
+            assert archive.read(name) == (files / name).read_bytes()
+
+    # a member with Range; paths outside the package are 404
+    first = meta["members"][-1]
+    ranged = await client.get(f"{API}/files/{row['id']}/members/{first['path']}",
+                              headers={**headers, "Range": "bytes=2-9"})
+    assert ranged.status_code == 206 and len(ranged.content) == 8
+    assert ranged.headers["content-range"] == f"bytes 2-9/{first['size']}"
+    for path in ["nope.m3u8", "_index.json", "%2e%2e/%2e%2e/files", "..%2Fmaster.m3u8",
+                 "%5Cmaster.m3u8", "master.m3u8%00"]:
+        missing = await client.get(f"{API}/files/{row['id']}/members/{path}", headers=headers)
+        assert missing.status_code == 404, path
+
+    # delete + purge removes every member object
+    stored = await MediaFile.select(MediaFile.storage_key).where(
+        MediaFile.id == uuid.UUID(row["id"])).first()
+    directory = settings.local_storage_root / stored["storage_key"]
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        [m["path"] for m in meta["members"]] + ["_index.json"])
+    assert (await client.delete(f"{API}/files/{row['id']}", headers=headers)).status_code == 204
+    purge = PurgeActivities(app.state.storage).purge_deleted_files
+    await ActivityEnvironment().run(purge, PurgeInput(retention_seconds=0))
+    assert not directory.exists()
+
+
+async def test_dash_package(client: httpx.AsyncClient, headers: dict, media_dir: Path,
+                            tmp_path: Path) -> None:
+    source = await upload(client, headers, media_dir / "a.mp4")
+    _, row = await package_of(client, headers, {
+        "type": "package", "output": {**FAST, "filename": "stream"},
+        "params": {"input": source, "format": "dash", "segment_seconds": 2,
+                   "renditions": [{"height": 240}, {"height": 120}]}})
+    assert row["filename"] == "stream.zip" and row["metadata"]["entry"] == "manifest.mpd"
+    response = await client.get(f"{API}/files/{row['id']}/download", headers=headers)
+    files = tmp_path / "dash"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert sorted(archive.namelist()) == sorted(m["path"] for m in
+                                                    row["metadata"]["members"])
+        archive.extractall(files)
+    ns = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
+    root = ET.parse(files / "manifest.mpd").getroot()  # noqa: S314 - our own output
+    sets = root.findall(".//mpd:AdaptationSet", ns)
+    assert [s.get("contentType") for s in sets] == ["video", "audio"]
+    probe = ffprobe(files / "manifest.mpd")
+    heights = sorted(s["height"] for s in probe["streams"] if s["codec_type"] == "video")
+    assert heights == [120, 240]
+    assert float(probe["format"]["duration"]) == pytest.approx(SECONDS, abs=0.1)
+
+
+async def test_package_inputs_and_outputs_are_checked(client: httpx.AsyncClient,
+                                                      headers: dict, media_dir: Path) -> None:
+    audio = await upload(client, headers, media_dir / "tone.wav")
+    refused = await client.post(f"{API}/jobs/validate", headers=headers, json={
+        "type": "package", "params": {"input": audio}})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "params", "input"]
+    video = await upload(client, headers, media_dir / "a.mp4")
+    refused = await client.post(f"{API}/jobs", headers=headers, json={
+        "type": "combined", "params": {"steps": [
+            {"id": "hls", "type": "package", "params": {"input": video}},
+            {"id": "again", "type": "transcode", "params": {"input": "@hls"}}]}})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "params", "steps", 1, "params",
+                                                  "input"]
