@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from api.metrics import MetricsMiddleware, metrics_endpoint
 from api.middleware import install_middleware
 from api.ratelimit import RateLimiter
-from api.routes import admin, api_keys, auth, files, health, jobs, packages, users
+from api.routes import admin, api_keys, auth, files, health, jobs, packages, shares, users
 from core.config import Settings, get_settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import StorageError, get_storage
@@ -52,8 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     app.add_middleware(MetricsMiddleware)
     install_middleware(app, settings)
-    for module in (health, auth, users, api_keys, files, packages, jobs, admin):
+    for module in (health, auth, users, api_keys, files, packages, shares, jobs, admin):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(shares.public_router)  # share links live outside the API prefix
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.exception_handler(StorageError)

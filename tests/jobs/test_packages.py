@@ -4,8 +4,11 @@ on the members as downloaded; deleting and purging it removes every member objec
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 import re
+import subprocess
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
@@ -21,6 +24,7 @@ from core.config import Settings
 from core.tables import MediaFile
 from tests.utils.jobs import submit, upload, wait_for
 from tests.utils.media import ffprobe
+from tests.utils.server import serving
 from workflows.types import PurgeInput
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -185,6 +189,43 @@ async def test_hls_package_with_three_renditions(
     purge = PurgeActivities(app.state.storage).purge_deleted_files
     await ActivityEnvironment().run(purge, PurgeInput(retention_seconds=0))
     assert not directory.exists()
+
+
+async def test_shared_package_plays_over_http(client: httpx.AsyncClient, headers: dict,
+                                              media_dir: Path, app: FastAPI) -> None:
+    """ffprobe as a stock HTTP client, without credentials: the share link's master
+    playlist, every variant through the relative URLs inside it, every frame decoded."""
+    source = await upload(client, headers, media_dir / "a.mp4")
+    _, row = await package_of(client, headers, {
+        "type": "package", "output": FAST, "params": {
+            "input": source, "segment_seconds": 2, "hls_segment_type": "ts",
+            "renditions": [{"height": 240}, {"height": 180}, {"height": 120}]}})
+    async with serving(app) as server:
+        app.state.settings.public_url = server  # links name the real server
+        try:
+            created = await client.post(f"{API}/files/{row['id']}/share", headers=headers)
+        finally:
+            app.state.settings.public_url = None
+        url = created.json()["url"]
+        assert url.startswith(f"{server}/s/") and url.endswith("/master.m3u8")
+        result = await asyncio.to_thread(
+            subprocess.run,
+            ["ffprobe", "-v", "error", "-count_frames", "-print_format", "json",
+             "-show_entries", "stream=codec_type,width,height,nb_read_frames:format=duration",
+             url], capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        probe = json.loads(result.stdout)
+        videos = [s for s in probe["streams"] if s["codec_type"] == "video"]
+        assert sorted((s["width"], s["height"]) for s in videos) == [
+            (160, 120), (240, 180), (320, 240)]
+        assert all(int(s["nb_read_frames"]) == 50 for s in videos)  # 2 s at 25 fps, each
+        assert float(probe["format"]["duration"]) == pytest.approx(SECONDS, abs=0.1)
+        token = url.split("/")[4]
+        tampered = url.replace(token, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
+        refused = await asyncio.to_thread(
+            subprocess.run, ["ffprobe", "-v", "error", tampered], capture_output=True,
+            text=True, timeout=30, check=False)
+        assert refused.returncode != 0 and "403" in refused.stderr
 
 
 async def test_dash_package(client: httpx.AsyncClient, headers: dict, media_dir: Path,
