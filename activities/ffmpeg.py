@@ -326,14 +326,21 @@ class FFmpegActivities:
         await self.storage.delete_tree(key)  # a retried attempt leaves no stale member
         members: list[dict[str, str | int]] = []
         digest, total = hashlib.sha256(), 0
-        for path, name in zip(files, names, strict=True):
-            stored = await self.storage.adopt_file(member_key(key, name), path,
-                                                   content_type=content_type_for(name))
-            members.append({"path": name, "size": stored.size})
-            total += stored.size
-            digest.update(f"{name}\t{stored.size}\t{stored.sha256}\n".encode())
-        await self.storage.put_stream(index_key(key), _one_chunk(dump_index(members)),
-                                      content_type="application/json")
+        try:
+            for path, name in zip(files, names, strict=True):
+                stored = await self.storage.adopt_file(member_key(key, name), path,
+                                                       content_type=content_type_for(name))
+                members.append({"path": name, "size": stored.size})
+                total += stored.size
+                digest.update(f"{name}\t{stored.size}\t{stored.sha256}\n".encode())
+            await self.storage.put_stream(index_key(key), _one_chunk(dump_index(members)),
+                                          content_type="application/json")
+        except BaseException:
+            # cancelled or failed half-way: the workflow never learns this key, so no
+            # member may stay behind
+            with anyio.CancelScope(shield=True):
+                await self.storage.delete_tree(key)
+            raise
         metadata = {**step.output_metadata, "entry": step.output_entry,
                     "member_count": len(members)}
         return StepResult(

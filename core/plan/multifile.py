@@ -275,11 +275,13 @@ def _hls_muxer(params: PackageParams, count: int, with_audio: bool) -> list[str]
     """Flat layout: ``master.m3u8``, ``v<n>.m3u8``, ``v<n>-init.mp4``, ``v<n>-00000.m4s``
     (or ``.ts``); each variant carries its own audio, so every player can play any one."""
     fmp4 = params.hls_segment_type == "fmp4"
+    # the muxer expands %v in the init segment's name only when there are several variants
+    init = "v%v-init.mp4" if count > 1 else "v0-init.mp4"
     variants = " ".join(f"v:{n},a:{n}" if with_audio else f"v:{n}" for n in range(count))
     return ["-f", "hls", "-hls_time", format_number(params.segment_seconds),
             "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
             "-hls_segment_type", "fmp4" if fmp4 else "mpegts",
-            *(["-hls_fmp4_init_filename", "v%v-init.mp4"] if fmp4 else []),
+            *(["-hls_fmp4_init_filename", init] if fmp4 else []),
             "-hls_segment_filename", f"{{out}}/v%v-%05d.{'m4s' if fmp4 else 'ts'}",
             "-master_pl_name", ENTRY_HLS, "-var_stream_map", variants, "{out}/v%v.m3u8"]
 

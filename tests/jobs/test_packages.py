@@ -22,7 +22,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.purge import PurgeActivities
 from core.config import Settings
 from core.tables import MediaFile
-from tests.utils.jobs import submit, upload, wait_for
+from tests.jobs.test_pipelines import FFmpegCounter
+from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import ffprobe
 from tests.utils.server import serving
 from workflows.types import PurgeInput
@@ -267,3 +268,80 @@ async def test_package_inputs_and_outputs_are_checked(client: httpx.AsyncClient,
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "params", "steps", 1, "params",
                                                   "input"]
+
+
+async def test_combined_trim_text_transcode_then_package_and_sprite(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, tmp_path: Path,
+) -> None:
+    """trim → text_overlay → transcode fuse into one ffmpeg run; the package and the
+    sprite each read its result in one more run."""
+    source = await upload(client, headers, media_dir / "a.mp4")
+    spec = {"type": "combined", "output": {**FAST, "filename": "clip.mp4"}, "params": {
+        "steps": [
+            {"id": "cut", "type": "trim", "params": {"input": source, "start": 0.4, "end": 1.6}},
+            {"id": "titled", "type": "text_overlay",
+             "params": {"video": "@cut", "text": "Catalogue", "font_size": 20}},
+            {"id": "final", "type": "transcode", "params": {"input": "@titled"}},
+            {"id": "hls", "type": "package", "params": {
+                "input": "@final", "segment_seconds": 2,
+                "renditions": [{"height": 240}, {"height": 120}]}},
+            {"id": "sprite", "type": "thumbnails", "params": {
+                "input": "@final", "count": 4, "width": 64, "sprite": {"columns": 2,
+                                                                        "rows": 2}}},
+        ],
+        "outputs": ["final", "hls", "sprite"]}}
+    plan = (await client.post(f"{API}/jobs/validate", headers=headers, json=spec)).json()
+    assert [(run["step"], run["op"]) for run in plan["plan"]] == [
+        ("final", "fused:trim+text+transcode"), ("hls", "package"), ("sprite", "thumbnails")]
+
+    with FFmpegCounter() as counter:
+        job = await submit(client, headers, spec)
+        counter.job_id = job["id"]
+        done = await wait_for(client, headers, job["id"])
+        await asyncio.sleep(0.05)
+    assert done["status"] == "completed", done
+    assert len(counter.pids) == 3, counter.argvs
+    logs = [r for r in (await client.get(f"{API}/jobs/{done['id']}/logs",
+                                         headers=headers)).json() if r["step"] >= 0]
+    assert [(r["operation_type"], r["success"]) for r in logs] == [
+        ("fused:trim+text+transcode", True), ("package", True), ("thumbnails", True)]
+    assert done["progress"]["steps_done"] == done["progress"]["steps_total"] == 3
+
+    files = [(await client.get(f"{API}/files/{fid}", headers=headers)).json()
+             for fid in done["output_files"]]
+    assert [(f["kind"], f["filename"]) for f in files] == [
+        ("video", "clip-final.mp4"), ("package", "clip-hls.zip"),
+        ("package", "clip-sprite.zip")]
+    video = ffprobe(await download(client, headers, files[0]["id"], tmp_path / "clip.mp4"))
+    assert float(video["format"]["duration"]) == pytest.approx(1.2, abs=0.05)
+    assert files[1]["metadata"]["duration"] == pytest.approx(1.2, abs=0.05)
+    assert files[2]["metadata"]["sheets"] == 1
+
+
+async def test_cancel_after_a_package_discards_every_member(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, settings: Settings,
+) -> None:
+    """The package is stored when the next step is cancelled: all its members go."""
+    short = await upload(client, headers, media_dir / "a.mp4")
+    long = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {
+        "type": "combined", "output": {"preset": "veryslow", "crf": 18}, "params": {
+            "outputs": ["hls", "slow"], "steps": [
+                {"id": "hls", "type": "package", "params": {
+                    "input": short, "segment_seconds": 2, "renditions": [{"height": 120}]}},
+                {"id": "slow", "type": "text_overlay", "params": {"video": long, "text": "x"}},
+            ]}})
+    for _ in range(300):
+        running = (await client.get(f"{API}/jobs/{job['id']}", headers=headers)).json()
+        if running["progress"]["steps_done"] == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert running["status"] == "processing", running
+    package = settings.local_storage_root / "jobs" / job["id"] / "steps" / "00-hls" / "package"
+    assert (package / "master.m3u8").exists()
+    assert (await client.post(f"{API}/jobs/{job['id']}/cancel",
+                              headers=headers)).status_code == 202
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled" and done["output_files"] == []
+    assert not package.exists()
+    assert not await MediaFile.exists().where(MediaFile.job == job["id"])

@@ -184,6 +184,14 @@ def test_hls_package(library, job, probe, tmp_path) -> None:
         "height": 120, "width": 160, "video_bitrate": "150k", "audio_bitrate": "64k"}
 
 
+def test_hls_package_with_one_fmp4_rendition(library, job, probe, tmp_path) -> None:
+    _, out = run(library, job, tmp_path, "package", {
+        "input": library["clip2s"], "renditions": [{"height": 120}], "segment_seconds": 2},
+        preset="ultrafast")
+    assert members(out) == ["master.m3u8", "v0-00000.m4s", "v0-init.mp4", "v0.m3u8"]
+    assert probe(out / "master.m3u8").duration == pytest.approx(SECONDS, abs=0.1)
+
+
 def test_hls_package_with_ts_segments(library, job, probe, tmp_path) -> None:
     _, out = run(library, job, tmp_path, "package", {
         "input": library["clip2s"], "renditions": [{"height": 120}], "segment_seconds": 2,
@@ -240,3 +248,35 @@ def test_multi_file_steps_are_kept_by_default() -> None:
         {"id": "final", "type": "transcode", "params": {"input": "@cut"}},
     ]}})
     assert spec.output_step_ids() == ["hls", "thumbs", "final"]
+
+
+def test_trim_text_transcode_is_one_run_and_packages_read_it(library, job, probe,
+                                                             tmp_path) -> None:
+    spec = job("combined", {
+        "steps": [
+            {"id": "cut", "type": "trim",
+             "params": {"input": library["clip2s"], "start": 0.4, "end": 1.6}},
+            {"id": "titled", "type": "text_overlay", "params": {"video": "@cut", "text": "T"}},
+            {"id": "final", "type": "transcode", "params": {"input": "@titled"}},
+            {"id": "hls", "type": "package",
+             "params": {"input": "@final", "renditions": [{"height": 240}, {"height": 120}],
+                        "segment_seconds": 2}},
+            {"id": "thumbs", "type": "thumbnails",
+             "params": {"input": "@final", "every": 0.5, "width": 64,
+                        "sprite": {"columns": 2, "rows": 2}}},
+        ],
+        "outputs": ["final", "hls", "thumbs"]}, container="webm", video_bitrate="200k")
+    plan = compile_plan(spec, library.media)
+    assert [(s.step_id, s.op) for s in plan.steps] == [
+        ("final", "fused:trim+text+transcode"), ("hls", "package"), ("thumbs", "thumbnails")]
+    first = plan.steps[0]
+    assert first.argv.count("-i") == 1 and first.argv.count("-filter_complex") == 1
+    assert [s.ref for s in plan.steps[1].sources] == ["@final"]
+    outputs = library.run(plan, tmp_path)
+    final = probe(outputs["final"])
+    assert [s["codec_name"] for s in final.data["streams"]] == ["vp9", "opus"]
+    assert final.duration == pytest.approx(1.2, abs=0.05)
+    assert probe(outputs["hls"] / "v1.m3u8").duration == pytest.approx(1.2, abs=0.1)
+    assert members(outputs["thumbs"]) == ["sprite-001.jpg", "sprite.vtt"]
+    cues = parse_vtt((outputs["thumbs"] / "sprite.vtt").read_text())
+    assert len(cues) == 3 and cues[-1][1] == pytest.approx(1.2)
