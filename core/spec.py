@@ -15,14 +15,17 @@ Decisions the contract leaves open, made here:
   name an earlier step's output as ``"@<step id>"``. Each parameter declares the file kinds
   it accepts with :class:`Accepts`; one table therefore drives ownership, kind checks and
   reference checks.
-* A step's output is a ``video`` (every step type works on a base video). The one exception
-  is a step kept in ``outputs`` while ``output.video_codec`` is ``none``: it is then
-  audio-only, so later steps may not use it as video.
+* A step's output is a ``video`` (every step type works on a base video). The exceptions:
+  a step kept in ``outputs`` while ``output.video_codec`` is ``none`` is audio-only, so
+  later steps may not use it as video; and ``thumbnails``/``package`` make a set of files
+  (:data:`MULTI_FILE_TYPES`) that no step may use at all.
 * ``audio_overlay.audio`` accepts an audio file or a video (its audio track is used);
   ``video_overlay.overlay`` accepts an image or a video; ``subtitles.subtitles`` a subtitle.
-* Audio-only containers (m4a, mp3, wav) imply ``video_codec: none`` and their natural audio
-  codec when those fields are not given; webm implies vp9/opus. Explicit incompatible
-  combinations are refused.
+* Audio-only containers (m4a, mp3, wav, flac, ogg) imply ``video_codec: none`` and their
+  natural audio codec when those fields are not given; webm implies vp9/opus. Explicit
+  incompatible combinations are refused; ``pcm_s16le`` is read as ``pcm``.
+* ``crf`` is None unless given (23 is used then), so a stored spec with ``video_bitrate``
+  re-validates: the two are alternatives.
 * ``video_codec``/``audio_codec`` ``copy`` are refused up front when the job necessarily
   re-encodes that stream (drawing on video, mixing audio, resizing).
 * ``filename`` is a display name only; it never reaches ffmpeg or a storage path.
