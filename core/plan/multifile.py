@@ -78,7 +78,7 @@ def thumbnails(ctx: StepContext, params: ThumbnailsParams) -> DirectoryOutput:
     fps = info.fps or DEFAULT_FPS
     times, cues = _thumbnail_times(ctx, params, seconds, fps)
     width, height = params.width, filters.even(params.width * info.height / info.width)
-    chain = [filter_spec("select", expr=_select_expression(times)),
+    chain = [filter_spec("select", expr=_select_expression(times, fps)),
              filter_spec("scale", w=width, h=height), filter_spec("setsar", sar="1")]
     sprite = params.sprite
     if sprite is not None:
@@ -112,8 +112,8 @@ def thumbnails(ctx: StepContext, params: ThumbnailsParams) -> DirectoryOutput:
 def _thumbnail_times(ctx: StepContext, params: ThumbnailsParams, seconds: float,
                      fps: float) -> tuple[list[float], list[tuple[float, float]]]:
     """Frame times in order, and the stretch of the media each stands for (cues that cover
-    it from 0 to the end). A time in the last frame or two is taken from the last whole
-    frame; two times within one frame of each other are refused (they would be one image)."""
+    it from 0 to the end). Two times within one frame of each other are refused (they
+    could be one image)."""
     if params.count is not None:
         step = seconds / params.count
         spans = [(n * step, (n + 1) * step) for n in range(params.count)]
@@ -135,22 +135,29 @@ def _thumbnail_times(ctx: StepContext, params: ThumbnailsParams, seconds: float,
         times = [params.at[n] for n in order]
         bounds = [0.0, *times[1:], seconds]
         spans = list(zip(bounds[:-1], bounds[1:], strict=True))
-    last_frame = max(0.0, seconds - 2 / fps)
-    times = [min(t, last_frame) for t in times]
     for earlier, later in zip(times, times[1:], strict=False):
-        if later - earlier < 1 / fps:
+        if later - earlier < 1 / fps - 1e-6:
             raise ctx.error(("at",) if params.at is not None else ("count",),
                             "two thumbnails would be the same frame; space them at least "
                             "one frame apart", "thumbnail_times")
     return times, [(start, min(end, seconds)) for start, end in spans]
 
 
-def _select_expression(times: list[float]) -> str:
-    """True on the first frame at or after each time (``prev_pts`` is NaN on the first
-    frame, so ``not(gte(...))`` holds there)."""
-    terms = [f"gte(t,{format_number(t)})*not(gte(prev_pts*TB,{format_number(t)}))"
-             for t in times]
-    return "+".join(terms)
+def _select_expression(times: list[float], fps: float) -> str:
+    """True on the frame shown at each time: the first frame at or after the time less
+    (almost) one frame, so a time in the last frame's span still finds it (``prev_pts`` is
+    NaN on the first frame, so ``not(gte(...))`` holds there). The terms are summed as a
+    balanced tree: FFmpeg's expression parser refuses a flat chain of about a hundred."""
+    thresholds = [format_number(max(0.0, t - 0.999 / fps)) for t in times]
+    terms = [f"gte(t,{at})*not(gte(prev_pts*TB,{at}))" for at in thresholds]
+    return _balanced_sum(terms)
+
+
+def _balanced_sum(terms: list[str]) -> str:
+    if len(terms) <= 4:
+        return "+".join(terms)
+    middle = len(terms) // 2
+    return f"({_balanced_sum(terms[:middle])})+({_balanced_sum(terms[middle:])})"
 
 
 def sprite_vtt(cues: list[tuple[float, float]], sheet_name: str, columns: int, rows: int,

@@ -4,6 +4,7 @@ checked with ffprobe and by reading the playlists, the manifest and the WebVTT i
 from __future__ import annotations
 
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from core.plan import compile_plan
 from core.plan.filters import even
 from core.plan.multifile import ladder, sprite_vtt
 from core.spec import JobSpec, Rendition, SpecError
+from tests.plan.conftest import generate
 
 SECONDS = 2.0  # clip2s: 320x240, 25 fps, with audio
 
@@ -62,7 +64,24 @@ def test_thumbnails_at_times(library, job, probe, tmp_path) -> None:
         image = probe(out / name).streams("video")[0]
         assert (image["codec_name"], image["width"], image["height"]) == ("mjpeg", 160, 120)
     assert step.output_entry == "thumb-001.jpg"
-    assert step.output_metadata["times"] == [0, 0.5, 1.5, 1.92]  # time order; last whole frame
+    assert step.output_metadata["times"] == [0, 0.5, 1.5, 1.99]  # in time order
+
+
+def test_thumbnails_are_the_frames_shown_at_their_times(library, job, tmp_path) -> None:
+    """Compared with ffmpeg's own frame-exact seek, pixel for pixel (PNG is lossless)."""
+    _, out = run(library, job, tmp_path, "thumbnails", {
+        "input": library["clip2s"], "at": [0.48, 1.2, 1.97], "width": 80, "format": "png"})
+    source = library.paths[library["clip2s"]]
+    for name, at in zip(members(out), [0.48, 1.2, 1.96], strict=True):
+        reference = tmp_path / f"ref-{at}.png"
+        generate(reference, "-ss", str(at), "-i", str(source), "-frames:v", "1",
+                 "-vf", "scale=w=80:h=60,setsar=sar=1")
+        assert gray(out / name) == gray(reference), (name, at)
+
+
+def gray(path: Path) -> bytes:
+    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo",
+                           "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
 
 
 @pytest.mark.parametrize(("params", "count", "codec"), [
@@ -97,6 +116,22 @@ def test_sprite_sheets_and_index(library, job, probe, tmp_path) -> None:
     targets = [cue[2] for cue in cues]
     assert targets == ["sprite-001.jpg#xywh=0,0,64,48", "sprite-001.jpg#xywh=64,0,64,48",
                        "sprite-001.jpg#xywh=128,0,64,48", "sprite-002.jpg#xywh=0,0,64,48"]
+
+
+def test_a_hundred_thumbnails_in_one_run(library, job, probe, tmp_path) -> None:
+    """The most a job may ask for: one select expression with a hundred times."""
+    clip = generate(tmp_path / "five.mp4", "-f", "lavfi", "-i",
+                    "testsrc2=size=64x48:rate=25", "-t", "5", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+    source = library.add(f"five-{tmp_path.name}", clip)
+    plan = compile_plan(job("thumbnails", {"input": source, "count": 100, "width": 16,
+                                           "sprite": {"columns": 10, "rows": 10}}),
+                        library.media)
+    out = library.run(plan, tmp_path)[plan.steps[0].step_id]
+    assert members(out) == ["sprite-001.jpg", "sprite.vtt"]
+    sheet = probe(out / "sprite-001.jpg").streams("video")[0]
+    assert (sheet["width"], sheet["height"]) == (160, 120)
+    assert len(parse_vtt((out / "sprite.vtt").read_text())) == 100
 
 
 def test_sprite_vtt_layout() -> None:
