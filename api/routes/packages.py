@@ -19,9 +19,9 @@ from core.packages import content_type_for, member_key, members_of
 router = APIRouter(prefix="/files", tags=["files"])
 
 
-@router.api_route(
-    "/{file_id}/members/{path:path}", methods=["GET", "HEAD"],
-    response_class=StreamingResponse,
+@router.head("/{file_id}/members/{path:path}", include_in_schema=False)
+@router.get(
+    "/{file_id}/members/{path:path}", response_class=StreamingResponse,
     responses={206: {"description": "partial content (Range)"},
                404: {"description": "no such file, or no such member in the package"},
                416: {"description": "range not satisfiable"}})

@@ -132,8 +132,9 @@ async def _shared_file(token: str, secret: str) -> dict[str, Any] | JSONResponse
     return row
 
 
-@public_router.api_route(
-    "/{token}/{path:path}", methods=["GET", "HEAD"], response_class=StreamingResponse,
+@public_router.head("/{token}/{path:path}", include_in_schema=False)
+@public_router.get(
+    "/{token}/{path:path}", response_class=StreamingResponse,
     responses={206: {"description": "partial content (Range)"},
                403: {"description": "expired, revoked or invalid link"},
                404: {"description": "the file is gone, or the path is not part of it"},
