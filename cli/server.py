@@ -36,6 +36,9 @@ def api(
     uvicorn.run(
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,
+        # api/middleware.py logs every request (with its id, and share tokens hidden);
+        # uvicorn's own access log would repeat each line with the raw path
+        access_log=False,
     )
 
 
