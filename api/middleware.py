@@ -34,6 +34,8 @@ from core.config import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: A share link's token is a credential: the access log shows ``/s/<token>/...`` instead.
+SHARE_TOKEN = re.compile(r"^/s/[^/]+")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("mediaflow.api.access")
@@ -89,7 +91,7 @@ class RequestIdMiddleware:
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
                 scope["method"],
-                scope["path"],
+                SHARE_TOKEN.sub("/s/<token>", scope["path"]),
                 status_code,
                 (time.perf_counter() - started) * 1000,
                 client[0] if client else "-",
