@@ -11,13 +11,22 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps postgres lint dashboards clean
+.PHONY: run test bench install system-deps bench-deps postgres lint dashboards clean
 
 run: install
 	exec $(BIN)/mediaflow dev
 
 test: install postgres
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every benchmark in bench/, side by side ratios, written to docs/PERFORMANCE.md
+bench: install bench-deps
+	$(BIN)/python -m bench.all
+
+# wrk drives the API load benchmark; py-spy and pyinstrument profile (bench/README.md)
+bench-deps:
+	@command -v wrk >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends wrk; }
+	@$(BIN)/python -c 'import pyinstrument' 2>/dev/null || $(BIN)/python -m pip install --quiet py-spy pyinstrument
 
 install: system-deps $(STAMP)
 

@@ -117,6 +117,12 @@ class ProgressParser:
 ADDRESS = re.compile(r"\s*@\s*0x[0-9a-fA-F]+")
 
 
+def with_threads(argv: list[str], threads: int) -> list[str]:
+    """``-threads N`` for the encoders: an output option, so before the output (the last
+    argument, whatever kind of output the run writes)."""
+    return [*argv[:-1], "-threads", str(threads), argv[-1]]
+
+
 def scrub(text: str, scratch: Path, step: PlanStep) -> str:
     """ffmpeg's stderr as the user may see it (docs/SECURITY.md #25): no server paths, no
     memory addresses (``[h264 @ 0x5616…]`` becomes ``[h264]``), and the scratch names we
@@ -156,6 +162,7 @@ class FFmpegActivities:
         self.settings = settings
         self.storage = storage
         self.pool = pool
+        self.running = 0  # ffmpeg runs of this worker in flight
 
     async def _materialise(self, request: StepInput, scratch: Path,
                            inputs: dict[str, dict]) -> dict[str, str]:
@@ -255,17 +262,30 @@ class FFmpegActivities:
         """Run the first variant that the machine can decode with; a missing or broken GPU
         falls back to CPU decoding instead of failing the job."""
         variants = self._variants(step)
-        for position, (decoder, template) in enumerate(variants):
-            argv = replace(step, argv=template).render(paths)
-            try:
-                parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch)
-            except ApplicationError as exc:
-                if exc.type != "HwaccelUnavailable" or position == len(variants) - 1:
-                    raise
-                activity.logger.warning("NVDEC unavailable, decoding on the CPU: %s", exc)
-                continue
-            return parser, decoder, template
+        self.running += 1
+        try:
+            for position, (decoder, template) in enumerate(variants):
+                argv = with_threads(replace(step, argv=template).render(paths),
+                                    self.threads_per_run())
+                try:
+                    parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch)
+                except ApplicationError as exc:
+                    if exc.type != "HwaccelUnavailable" or position == len(variants) - 1:
+                        raise
+                    activity.logger.warning("NVDEC unavailable, decoding on the CPU: %s", exc)
+                    continue
+                return parser, decoder, template
+        finally:
+            self.running -= 1
         raise AssertionError("unreachable: the CPU variant always exists")
+
+    def threads_per_run(self) -> int:
+        """Encoder threads for the run starting now (docs/OPERATIONS.md, "Worker slots"):
+        ``MEDIAFLOW_FFMPEG_THREADS`` when set, else the cores shared among the runs of
+        this worker in flight — one run alone gets every core, two side by side half each."""
+        if self.settings.ffmpeg_threads:
+            return self.settings.ffmpeg_threads
+        return max(1, (os.cpu_count() or 1) // max(1, self.running))
 
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:

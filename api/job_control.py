@@ -90,6 +90,53 @@ async def live_view(temporal: Client | None, row: dict[str, Any]) -> dict[str, A
     return job_public(row, progress)
 
 
+class LiveViews:
+    """Coalesces live views per job in one API process: however many clients watch a job
+    (event streams, polling ``GET /jobs/{id}``), its row is read and its workflow queried
+    at most once per :data:`LIVE_VIEW_SECONDS`, and concurrent readers share the one
+    fetch in flight. Ownership is checked by the caller before it asks."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._fetching: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self.fetches = 0  # how many row reads + queries were made (tests count them)
+
+    async def view(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
+        cached = self._views.get(job_id)
+        loop = asyncio.get_running_loop()
+        if cached is not None and loop.time() - cached[0] < LIVE_VIEW_SECONDS:
+            return cached[1]
+        task = self._fetching.get(job_id)
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._fetch(temporal, job_id))
+            self._fetching[job_id] = task
+        return await asyncio.shield(task)
+
+    async def _fetch(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
+        self.fetches += 1
+        try:
+            view = await live_view(temporal, await load_job(job_id, None))
+        finally:
+            self._fetching.pop(job_id, None)
+        loop = asyncio.get_running_loop()
+        if view["status"] in TERMINAL_STATUSES:
+            self._views.pop(job_id, None)  # ended: nobody needs it kept
+        else:
+            self._views[job_id] = (loop.time(), view)
+            if len(self._views) > MAX_LIVE_VIEWS:
+                self._expire(loop.time())
+        return view
+
+    def _expire(self, now: float) -> None:
+        for job_id in [j for j, (at, _) in self._views.items()
+                       if now - at >= LIVE_VIEW_SECONDS]:
+            self._views.pop(job_id, None)
+
+
+LIVE_VIEW_SECONDS = 0.5
+MAX_LIVE_VIEWS = 10_000
+
+
 def require_active(row: dict[str, Any]) -> None:
     if row["status"] in TERMINAL_STATUSES:
         raise HTTPException(status.HTTP_409_CONFLICT,

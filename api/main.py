@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api import job_control
 from api.errors import install_error_handlers
 from api.metrics import metrics_endpoint
 from api.middleware import install_middleware
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.live_views = job_control.LiveViews()
     install_middleware(app, settings)
     install_error_handlers(app)
     install_openapi(app)

@@ -59,6 +59,14 @@ class Stack:
                                                      "password": password}).json()
         self.http.headers["Authorization"] = f"Bearer {tokens['access_token']}"
 
+    def clone(self) -> Stack:
+        """Another client of the same user (one per thread)."""
+        twin = Stack.__new__(Stack)
+        twin.url, twin.work = self.url, self.work
+        twin.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=300,
+                                 headers=dict(self.http.headers))
+        return twin
+
     def upload(self, path: Path) -> str:
         with path.open("rb") as f:
             response = self.http.post("/files", files={"file": (path.name, f)})
@@ -86,6 +94,30 @@ class Stack:
                 completed = dt.datetime.fromisoformat(body["completed_at"])
                 return (completed - created).total_seconds(), body
             time.sleep(1.0)  # the job is timed by its own clock; polling only costs CPU
+
+
+    def run_job_client(self, spec: dict) -> tuple[float, dict]:
+        """The job's wall time as its client sees it: from sending ``POST /jobs`` to
+        receiving the terminal event on ``GET /jobs/{id}/events`` (the finished job)."""
+        started = time.perf_counter()
+        job = self.http.post("/jobs", json=spec)
+        job.raise_for_status()
+        view = self.await_terminal_event(job.json()["id"])
+        return time.perf_counter() - started, view
+
+    def await_terminal_event(self, job_id: str) -> dict:
+        event = None
+        with self.http.stream("GET", f"/jobs/{job_id}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event in ("completed", "failed",
+                                                             "cancelled"):
+                    view = json.loads(line[6:])
+                    if event != "completed":
+                        raise RuntimeError(f"job {event}: {view['error']}")
+                    return view
+        raise RuntimeError(f"job {job_id}: the event stream ended without a terminal event")
 
 
 @contextmanager
@@ -120,10 +152,29 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_quietly(argv: list[str]) -> None:
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def probe(path: Path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_format",
                           "-show_streams", str(path)], check=True, capture_output=True)
     return json.loads(out.stdout)
+
+
+def compiled_argv(spec: dict, files: dict[str, Path], run_dir: Path) -> list[str]:
+    """The argv of a one-run job, compiled by the same pure compiler the service uses,
+    with its inputs and scratch files placed in ``run_dir``: what bare ffmpeg runs."""
+    plan = compile_plan(JobSpec.model_validate(spec),
+                        {fid: MediaInfo.from_ffprobe(probe(path)) for fid, path in files.items()})
+    [step] = plan.steps
+    run_dir.mkdir(parents=True)
+    paths = step.paths_in(str(run_dir))
+    for item in step.sources:
+        Path(paths[item.placeholder]).symlink_to(files[item.ref])
+    for name, content in step.scratch_files.items():
+        Path(paths[f"scratch:{name}"]).write_text(content)
+    return step.render(paths)
 
 
 def bare_ffmpeg_seconds(spec: dict, files: dict[str, Path], work: Path) -> float:

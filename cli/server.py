@@ -37,7 +37,8 @@ def api(
 
 def worker(
     pool: Annotated[str, typer.Option(help="cpu or gpu")] = "cpu",
-    concurrency: Annotated[int, typer.Option(help="FFmpeg steps run at once")] = 0,
+    concurrency: Annotated[int, typer.Option(
+        help="FFmpeg steps run at once (0: one per core)")] = 0,
     metrics_port: Annotated[int, typer.Option(help="Prometheus port (0: off)")] = 0,
 ) -> None:
     """Run a worker: MediaJobWorkflow on mediaflow-jobs, FFmpeg steps on the pool's queue."""
@@ -49,8 +50,15 @@ def worker(
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from activities.worker import run_worker
 
-    slots = concurrency or max(1, (os.cpu_count() or 2) // 2)
+    slots = concurrency or default_slots()
     asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port))
+
+
+def default_slots() -> int:
+    """One FFmpeg slot per core (docs/OPERATIONS.md, "Worker slots"): small jobs run side
+    by side, and each run's encoder threads shrink as more run at once, so large ones do
+    not oversubscribe the cores."""
+    return max(1, os.cpu_count() or 1)
 
 
 def migrate() -> None:

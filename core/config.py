@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     http_body_timeout: float = Field(default=30.0, gt=0, le=3600)
     http_max_connections: int = Field(default=1000, ge=10, le=1_000_000)
 
+    # Encoder threads per ffmpeg run; 0: the worker shares its cores among the runs in
+    # flight (docs/OPERATIONS.md, "Worker slots").
+    ffmpeg_threads: int = Field(default=0, ge=0, le=256)
+
     log_level: str = "INFO"
 
     @field_validator("rate_limit_login", "rate_limit_requests")

@@ -199,9 +199,13 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", name="get", response_model=Job)
-async def get_job(job_id: str, user: CurrentUser, temporal: OptionalTemporal) -> dict:
+async def get_job(job_id: str, user: CurrentUser, temporal: OptionalTemporal,
+                  request: Request) -> dict:
     row = await job_control.load_job(job_id, user.id)
-    return await job_control.live_view(temporal, row)
+    if row["status"] in TERMINAL_STATUSES:
+        return job_public(row)
+    views: job_control.LiveViews = request.app.state.live_views
+    return await views.view(temporal, str(row["id"]))  # pollers of a running job share it
 
 
 def sse(event: str, data: dict[str, Any]) -> bytes:
@@ -213,14 +217,15 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
 async def job_events(job_id: str, user: CurrentUser, request: Request,
                      temporal: OptionalTemporal) -> StreamingResponse:
     """``progress`` events while the job runs, then one terminal event, then the end."""
-    await job_control.load_job(job_id, user.id)  # 404 before the stream starts
+    row = await job_control.load_job(job_id, user.id)  # 404 before the stream starts
+    views: job_control.LiveViews = request.app.state.live_views
+    job_key = str(row["id"])
 
     async def stream() -> AsyncIterator[bytes]:
         last: dict | None = None
         idle = 0.0
         while True:
-            fresh = await job_control.load_job(job_id, user.id)
-            view = await job_control.live_view(temporal, fresh)
+            view = await views.view(temporal, job_key)  # shared by every watcher of it
             if view["status"] in TERMINAL_STATUSES:
                 yield sse(view["status"], view)
                 return

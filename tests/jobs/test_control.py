@@ -78,6 +78,45 @@ async def test_events_stream_increasing_progress_then_terminal(
     assert events[-1][1]["progress"]["percent"] == 100.0
 
 
+async def test_many_watchers_of_a_job_share_one_view(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, app
+) -> None:
+    """60 event streams and pollers on 2 running jobs: each job's row and workflow are
+    read about twice a second in all, not once per watcher per poll."""
+    jobs = [await slow_job(client, headers, media_dir) for _ in range(2)]
+    for job in jobs:
+        await wait_running(client, headers, job["id"], min_percent=0)
+    views = app.state.live_views
+    before = views.fetches
+    async def watch(job_id: str) -> None:  # the in-process transport buffers the stream:
+        # the server side polls all the same, which is what is counted
+        async with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
+                                 timeout=30) as response:
+            async for _ in response.aiter_lines():
+                pass
+
+    async def poll(job_id: str) -> None:
+        for _ in range(10):
+            view = (await client.get(f"/api/v1/jobs/{job_id}", headers=headers)).json()
+            assert view["status"] in ("processing", "completed")
+            await asyncio.sleep(0.2)
+
+    started = time.monotonic()
+    watchers = [asyncio.create_task(watch(jobs[n % 2]["id"])) for n in range(40)]
+    await asyncio.gather(*(poll(jobs[n % 2]["id"]) for n in range(20)))
+    elapsed = time.monotonic() - started
+    for task in watchers:
+        task.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
+    fetches = views.fetches - before
+    # the views were kept fresh all along (at least one fetch per half second for the
+    # pair), and at most one per job per half second (plus the start), whatever the
+    # audience: 60 watchers polling twice a second would otherwise be 120 fetches a second
+    assert elapsed / 0.5 - 1 <= fetches <= 2 * (elapsed / 0.5 + 2), (fetches, elapsed)
+    for job in jobs:
+        await client.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)
+
+
 async def test_cancel_kills_ffmpeg_and_publishes_nothing(
     client: httpx.AsyncClient, headers: dict, media_dir: Path, settings: Settings, temporal_env
 ) -> None:

@@ -1,0 +1,85 @@
+"""``make bench``: every benchmark in turn, each printing ratios it measured side by side
+in one run, and their output written to docs/PERFORMANCE.md.
+
+    .venv/bin/python -m bench.all [--only api_load,burst] [--output docs/PERFORMANCE.md]
+
+Absolute times on a shared machine drift; the ratios are what the issue targets name.
+The machine's load average is recorded beside each result, so a noisy run shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCHES: list[tuple[str, str, list[str]]] = [
+    ("api_load", "API hot paths against a bare FastAPI route (wrk, 1 thread, 32 "
+                 "connections) and POST /jobs accepted per second from 8 clients", []),
+    ("burst", "100 tiny jobs from 8 clients against the same ffmpeg commands under "
+              "xargs -P2; the fixed cost of one job", []),
+    ("overhead", "one text_overlay on 20 s of 720p: client wall time against bare ffmpeg",
+     []),
+    ("join_copy", "join of 4 × 15 s 720p by stream copy against bare ffmpeg concat, and "
+                  "against a re-encoding join", []),
+    ("fusion", "a four-step pipeline fused against stepwise, and against one overlay", []),
+    ("trim_copy", "trim on keyframes against a frame-exact trim", []),
+    ("sprites", "100 sprite tiles in one job against 100 single-frame ffmpeg calls", []),
+    ("package", "a 3-rendition HLS package against three transcodes + packaging, and "
+                "against bare ffmpeg", []),
+    ("upload_throughput", "a large upload through POST /files against a raw disk write",
+     ["--http"]),
+]
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} × {model}, Python {platform.python_version()}"
+
+
+def run(name: str, args: list[str]) -> tuple[str, float, str]:
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", f"bench.{name}", *args], cwd=REPO,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    output = done.stdout.strip() or "(no output)"
+    if done.returncode != 0:
+        output += f"\n\nFAILED (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}"
+    return output, seconds, f"{load:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="")
+    parser.add_argument("--output", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
+    options = parser.parse_args()
+    chosen = [b for b in BENCHES if not options.only or b[0] in options.only.split(",")]
+    sections = []
+    for name, what, args in chosen:
+        print(f"bench.{name} …", flush=True)
+        output, seconds, load = run(name, args)
+        print(output, flush=True)
+        command = " ".join(["python -m", f"bench.{name}", *args])
+        sections.append(f"## {name}\n\n{what}.\n\n`{command}` — {seconds:.0f} s, load "
+                        f"average {load} at the start\n\n```\n{output}\n```\n")
+    today = dt.date.today().isoformat()
+    options.output.write_text(
+        "# Performance\n\n"
+        f"Written by `make bench` on {today}: {machine()}. Each script starts the real "
+        "stack (`mediaflow dev`: SQLite, the Temporal dev server, a worker, the API) and "
+        "measures both sides of every ratio in the same run; how to profile is in "
+        "bench/README.md.\n\n" + "\n".join(sections))
+    print(f"wrote {options.output}")
+
+
+if __name__ == "__main__":
+    main()
