@@ -9,6 +9,7 @@ workflow's ``progress`` query. Anything an operator did in the Temporal UI or CL
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any, Literal
 
@@ -99,7 +100,35 @@ class LiveViews:
     def __init__(self) -> None:
         self._views: dict[str, tuple[float, dict[str, Any]]] = {}
         self._fetching: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._closing: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         self.fetches = 0  # how many row reads + queries were made (tests count them)
+
+    def closed(self, temporal: Client | None, job_id: str, workflow_id: str) -> asyncio.Event:
+        """An event set when the job's workflow closes (one long poll on Temporal per job
+        per process, shared by its watchers), so a stream reports the ending at once
+        rather than at its next poll. The row is final by then: the workflow records its
+        ending before it closes."""
+        known = self._closing.get(job_id)
+        if known is not None:
+            return known[0]
+        event = asyncio.Event()
+        if temporal is None:
+            return event  # no Temporal: the streams fall back to polling
+        task = asyncio.ensure_future(self._await_close(temporal, job_id, workflow_id, event))
+        self._closing[job_id] = (event, task)
+        return event
+
+    async def _await_close(self, temporal: Client, job_id: str, workflow_id: str,
+                           event: asyncio.Event) -> None:
+        try:
+            # failed, cancelled, terminated: all are endings (and an unreachable Temporal
+            # leaves the streams to their polling)
+            with contextlib.suppress(Exception):
+                await temporal.get_workflow_handle(workflow_id).result(follow_runs=False)
+        finally:
+            self._views.pop(job_id, None)
+            self._closing.pop(job_id, None)
+            event.set()
 
     async def view(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
         cached = self._views.get(job_id)

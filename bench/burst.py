@@ -37,11 +37,11 @@ def xargs_seconds(spec_of: list[dict], files: dict[str, Path], work: Path) -> fl
     """The jobs' ffmpeg commands, two at a time, as ``xargs -P2`` runs them."""
     commands = [compiled_argv(spec, files, work / f"bare-{uuid.uuid4().hex[:8]}")
                 for spec in spec_of]
-    width = len(commands[0])
-    assert all(len(argv) == width for argv in commands)
-    listing = b"".join(arg.encode() + b"\0" for argv in commands for arg in argv)
+    width = len(commands[0]) - 1  # xargs is given the program, then each run's arguments
+    assert all(len(argv) == width + 1 and argv[0] == "ffmpeg" for argv in commands)
+    listing = b"".join(arg.encode() + b"\0" for argv in commands for arg in argv[1:])
     started = time.perf_counter()
-    subprocess.run(["xargs", "-0", "-P2", f"-n{width}"], input=listing, check=True,
+    subprocess.run(["xargs", "-0", "-P2", f"-n{width}", "ffmpeg"], input=listing, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 

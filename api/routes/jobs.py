@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -220,6 +221,7 @@ async def job_events(job_id: str, user: CurrentUser, request: Request,
     row = await job_control.load_job(job_id, user.id)  # 404 before the stream starts
     views: job_control.LiveViews = request.app.state.live_views
     job_key = str(row["id"])
+    ended = views.closed(temporal, job_key, row["workflow_id"])
 
     async def stream() -> AsyncIterator[bytes]:
         last: dict | None = None
@@ -239,7 +241,11 @@ async def job_events(job_id: str, user: CurrentUser, request: Request,
                 idle = 0.0
             if await request.is_disconnected():
                 return
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            if ended.is_set():  # set, yet the row not final: Temporal was unreachable
+                await asyncio.sleep(EVENTS_POLL_SECONDS)
+            else:
+                with contextlib.suppress(TimeoutError):  # the ending wakes the stream at once
+                    await asyncio.wait_for(asyncio.shield(ended.wait()), EVENTS_POLL_SECONDS)
             idle += EVENTS_POLL_SECONDS
 
     return StreamingResponse(stream(), media_type="text/event-stream",
