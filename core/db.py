@@ -44,9 +44,9 @@ SQLITE_PRAGMAS = (
 
 
 class _QueuedTransaction(SQLiteTransaction):
-    """A transaction that first waits its turn among this process's transactions: they
-    queue on an asyncio lock rather than on SQLite's busy handler, which sleeps in
-    growing steps between tries."""
+    """A transaction on one of the engine's pooled connections that first waits its turn
+    among this process's transactions: they queue on an asyncio lock rather than on
+    SQLite's busy handler, which sleeps in growing steps between tries."""
 
     engine: SharedSQLiteEngine
 
@@ -60,13 +60,23 @@ class _QueuedTransaction(SQLiteTransaction):
             self.engine.transaction_lock().release()
             raise
 
+    async def get_connection(self) -> aiosqlite.Connection:
+        return await self.engine.acquire()
+
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent is not None:
-            return await super().__aexit__(exception_type, exception, traceback)
+            return exception is None
         try:
-            return await super().__aexit__(exception_type, exception, traceback)
+            if exception is not None:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
         finally:
+            self.engine.release(self.connection)  # back to the pool, not closed
+            self.engine.current_transaction.reset(self.context)
             self.engine.transaction_lock().release()
+        return exception is None
 
 
 class SharedSQLiteEngine(SQLiteEngine):
@@ -123,7 +133,7 @@ class SharedSQLiteEngine(SQLiteEngine):
             self._pool, self._pool_loop, self._opened = asyncio.Queue(), loop, []
         return self._pool
 
-    async def _acquire(self) -> aiosqlite.Connection:
+    async def acquire(self) -> aiosqlite.Connection:
         pool = self._current_pool()
         if pool.empty() and len(self._opened) < self.POOL_SIZE:
             connection = await self.get_connection()
@@ -131,11 +141,14 @@ class SharedSQLiteEngine(SQLiteEngine):
             return connection
         return await pool.get()
 
+    def release(self, connection: aiosqlite.Connection) -> None:
+        self._current_pool().put_nowait(connection)
+
     async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
                                      query_type: str = "generic", table: Any = None) -> Any:
         if query.lstrip()[:7].upper() == "SELECT ":
             return self._read(query, args or [])
-        connection = await self._acquire()
+        connection = await self.acquire()
         try:
             async with connection.execute(query, args or []) as cursor:
                 rows = await cursor.fetchall()
@@ -144,7 +157,7 @@ class SharedSQLiteEngine(SQLiteEngine):
             await asyncio.shield(connection.rollback())  # never hand on an open transaction
             raise
         finally:
-            self._current_pool().put_nowait(connection)
+            self.release(connection)
         return rows
 
     async def close_shared(self) -> None:
