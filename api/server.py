@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
+import shutil
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -107,11 +109,24 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def share_metrics_between_processes(settings: Settings) -> None:
+    """prometheus_client's multiprocess mode for ``--workers N`` (docs/OPERATIONS.md,
+    "Metrics"): every process writes its samples to files in one directory, emptied at
+    start, and whichever process answers ``/metrics`` sums them. Set before uvicorn spawns
+    the processes, which import prometheus_client afresh and inherit it."""
+    directory = (settings.data_dir / "prometheus-multiproc").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """``mediaflow api``: the app under uvicorn with the guarded protocol."""
     import uvicorn
 
     raise_open_file_limit()
+    if workers > 1:
+        share_metrics_between_processes(settings)
     uvicorn.run(
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,

@@ -15,7 +15,7 @@ dashboard = Dashboard(
         }, unit="reqps", x=0, y=0),
         timeseries("API latency p95 by route", {
             "{{route}}": 'histogram_quantile(0.95, sum by (le, route) '
-                         '(rate(mediaflow_http_request_seconds_bucket[5m])))',
+                         '(rate(mediaflow_http_request_duration_seconds_bucket[5m])))',
         }, unit="s", x=12, y=0),
         timeseries("Activity schedule-to-start latency p95 by queue", {
             "{{task_queue}}": 'histogram_quantile(0.95, sum by (le, task_queue) '
