@@ -13,12 +13,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+disable_created_metrics()  # no `_created` twin of every series
 
 HTTP_REQUESTS = Counter(
     "mediaflow_http_requests_total", "HTTP requests answered", ["method", "route", "status"]

@@ -39,6 +39,7 @@ def worker(
     pool: Annotated[str, typer.Option(help="cpu or gpu")] = "cpu",
     concurrency: Annotated[int, typer.Option(help="FFmpeg steps run at once")] = 0,
     metrics_port: Annotated[int, typer.Option(help="Prometheus port (0: off)")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics port")] = "0.0.0.0",
 ) -> None:
     """Run a worker: MediaJobWorkflow on mediaflow-jobs, FFmpeg steps on the pool's queue."""
     if pool not in ("cpu", "gpu"):
@@ -50,7 +51,8 @@ def worker(
     from activities.worker import run_worker
 
     slots = concurrency or max(1, (os.cpu_count() or 2) // 2)
-    asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port))
+    asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port,
+                           metrics_host=metrics_host))
 
 
 def migrate() -> None:
@@ -68,12 +70,16 @@ def dev(
     temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     data_dir: Annotated[Path | None, typer.Option(help="State directory")] = None,
+    worker_metrics_port: Annotated[int, typer.Option(
+        help="The CPU worker's Prometheus port on 127.0.0.1 (the GPU worker's is the next "
+             "one; 0: off)")] = 9464,
 ) -> None:
     """Run everything on this machine: Temporal dev server, SQLite, a worker and the API."""
     from cli.devstack import DevStack, PortBusy
 
     stack = DevStack(host=host, api_port=port, temporal_port=temporal_port,
-                     ui_port=ui_port, data_dir=data_dir)
+                     ui_port=ui_port, data_dir=data_dir,
+                     worker_metrics_port=worker_metrics_port)
     try:
         code = stack.run()
     except PortBusy as exc:
