@@ -102,7 +102,8 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards() -> None:
         host = REPO / mount.source / path.relative_to(mount.target)
         dashboards = sorted(host.glob("*.json"))
         assert dashboards, f"{host} holds no dashboard JSON"
-        assert (REPO / "dashboards" / "mediaflow.json") in dashboards
+        assert {REPO / "dashboards" / f"{name}.json" for name in ("api", "system", "jobs")} \
+            <= set(dashboards)
 
 
 def test_committed_dashboards_use_the_provisioned_datasource() -> None:
