@@ -50,6 +50,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from core.enums import TERMINAL_STATUSES
 from core.spec import JobType
+from core.storage import StorageError
 from core.temporal import JOBS_QUEUE, POOL_QUEUES
 
 log = logging.getLogger("mediaflow.worker.metrics")
@@ -117,8 +118,11 @@ def pool_series(pool: str, slots: int | None = None) -> None:
 
 
 def failure_code(exc: BaseException) -> str:
+    """Our error type; every storage failure (S3, a missing object) is ``StorageError``."""
     if isinstance(exc, ApplicationError):
         return exc.type or "ApplicationError"
+    if isinstance(exc, StorageError):
+        return "StorageError"
     return type(exc).__name__
 
 
