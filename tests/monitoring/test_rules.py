@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.monitoring.promql import operands
 
 PROMETHEUS = REPO / "docker" / "prometheus"
 ALERTS = PROMETHEUS / "alerts.yml"
@@ -87,3 +88,12 @@ def test_amtool_accepts_the_alertmanager_config() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load(ALERTMANAGER.read_text())
     assert config["route"]["receiver"] in {r["name"] for r in config["receivers"]}
+
+
+def test_alert_operands_are_the_quantities_without_thresholds() -> None:
+    """What tests/monitoring/test_prometheus.py evaluates for each alert."""
+    assert operands('a{x="(y)"} / b > 0.05 and on () (c or vector(0)) + d == 0'
+                    ' unless on (queue) label_replace(e > 0, "q", "$1", "p", "(.+)")') == [
+        'a{x="(y)"} / b', "(c or vector(0)) + d",
+        'label_replace(e > 0, "q", "$1", "p", "(.+)")']
+    assert operands("(sum(up) or vector(0)) < 1") == ["sum(up) or vector(0)"]
