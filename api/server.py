@@ -31,6 +31,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.config import Settings, get_settings
+from core.logs import uvicorn_log_config
 
 log = logging.getLogger("mediaflow.api.server")
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -127,8 +128,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     raise_open_file_limit()
     if workers > 1:
         share_metrics_between_processes(settings)
+    logging_options: dict[str, Any] = {}
+    if settings.log_format == "json":  # every line one JSON object (core/logs.py); the
+        # request line is ours (api/middleware.py), which carries the ids uvicorn's lacks
+        logging_options = {"log_config": uvicorn_log_config(settings.log_level, "json"),
+                           "access_log": False}
     uvicorn.run(
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,
-        http=GuardedHttpToolsProtocol, timeout_keep_alive=5,
+        http=GuardedHttpToolsProtocol, timeout_keep_alive=5, **logging_options,
     )

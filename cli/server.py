@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -46,9 +45,10 @@ def worker(
         typer.secho("--pool must be cpu or gpu", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     settings = _settings_or_exit()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from activities.worker import run_worker
+    from core.logs import configure
+
+    configure(settings.log_level, settings.log_format)
 
     slots = concurrency or max(1, (os.cpu_count() or 2) // 2)
     asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port,

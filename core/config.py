@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=1000, ge=10, le=1_000_000)
 
     log_level: str = "INFO"
+    # text: human lines; json: one object per line with request, user, job and workflow ids
+    # (core/logs.py), for a log shipper
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("rate_limit_login", "rate_limit_requests")
     @classmethod

@@ -50,6 +50,8 @@ class Observed:
     api: str
     jobs: dict[str, dict]
     not_found: int
+    logs: Path
+    user_id: str
 
 
 def _wait_http(url: str, proc: subprocess.Popen, contains: str, timeout: float = 60) -> None:
@@ -82,7 +84,8 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     work = tmp_path_factory.mktemp("monitoring")
     data = work / "data"
     api_port, temporal, ui, cpu_metrics, gpu_metrics, node, prom = free_ports(7)
-    dev = start_dev(data, api_port, temporal, ui, worker_metrics=cpu_metrics)
+    dev = start_dev(data, api_port, temporal, ui, worker_metrics=cpu_metrics,
+                    MEDIAFLOW_LOG_FORMAT="json")
     children: list[subprocess.Popen] = []
     try:
         api = f"http://127.0.0.1:{api_port}"
@@ -124,6 +127,7 @@ def _run_jobs(prometheus: Prometheus, api: str, work: Path) -> Observed:
     token = http.post("/auth/login", json={"email_or_username": "ops_user",
                                            "password": PASSWORD}).json()["access_token"]
     http.headers["Authorization"] = f"Bearer {token}"
+    http.headers["X-Request-ID"] = "monitoring-test"
     clip = make_video(work / "clip.mp4", seconds=1)
     ids = []
     for name in ("clip.mp4", "broken.mp4"):
@@ -163,7 +167,8 @@ def _run_jobs(prometheus: Prometheus, api: str, work: Path) -> Observed:
     prometheus.wait_for("sum(mediaflow_jobs_finished_total)", 4)
     prometheus.wait_for('count(mediaflow_task_queue_backlog{job="worker-cpu"})', 3)
     prometheus.wait_until_scraped_twice("mediaflow_.+")
-    return Observed(prometheus, api, jobs, not_found)
+    return Observed(prometheus, api, jobs, not_found, work / "data" / "logs",
+                    registered.json()["id"])
 
 
 def test_every_dashboard_panel_returns_series(observed: Observed) -> None:
@@ -226,6 +231,36 @@ def test_counters_count_what_happened(observed: Observed) -> None:
     assert p.value("sum(mediaflow_http_requests_in_flight)") >= 0
     assert p.value('count(temporal_request{job=~"worker-.*"})') > 0  # the SDK's, same port
     _keep_report(p)
+
+
+def json_lines(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    assert lines, f"{path.name} is empty"
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"{path.name}: not a JSON line: {line!r}") from None
+    return parsed
+
+
+def test_logs_are_json_lines_naming_request_user_job_and_attempt(observed: Observed) -> None:
+    """MEDIAFLOW_LOG_FORMAT=json (set for this stack): every line of the API and the
+    worker is one JSON object, and the lines about a request or a job say which."""
+    api = json_lines(observed.logs / "api.log")
+    ours = [e for e in api if e.get("request_id") == "monitoring-test"
+            and e.get("path") == "/api/v1/files"]
+    assert ours and ours[0]["user_id"] == observed.user_id
+    assert ours[0]["status"] == 201 and ours[0]["method"] == "POST"
+    assert {"time", "level", "logger", "message"} <= set(ours[0])
+    worker = json_lines(observed.logs / "worker-cpu.log")
+    broken = observed.jobs["broken"]
+    about_it = [e for e in worker if e.get("job_id") == broken["id"]]
+    assert about_it, "no worker line names the failed job"
+    assert all(e["workflow_id"] == broken["workflow_id"] for e in about_it)
+    assert any(e.get("activity") == "run_ffmpeg_step" and e.get("attempt") == 1
+               for e in about_it), about_it
 
 
 FAMILIES = {
