@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.client import Api, console, jobs_table
+from core.enums import Pool
 
 app = typer.Typer(help="Operator commands (superusers): statistics, every job, users, "
                        "rerouting.", no_args_is_help=True)
@@ -83,8 +84,8 @@ def reroute(
     pool: Annotated[str, typer.Argument(help="cpu or gpu")],
 ) -> None:
     """Send a job's remaining steps to another pool."""
-    if pool not in ("cpu", "gpu"):
-        console.print("[red]error:[/red] the pool is cpu or gpu")
+    if pool not in set(Pool):
+        console.print(f"[red]error:[/red] the pool is one of {', '.join(Pool)}")
         raise typer.Exit(2)
     job = Api().request("POST", f"/admin/jobs/{job_id}/reroute", json={"pool": pool}).json()
     console.print(f"{job_id} ({job['status']}): remaining steps go to the {pool} pool")
