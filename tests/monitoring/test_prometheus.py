@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.devstack import free_ports
+from cli.devstack import free_ports, gpu_available
 from tests.cli.test_dev import start_dev, wait_healthy
 from tests.conftest import REPO
 from tests.monitoring.promql import (
@@ -52,6 +52,7 @@ class Observed:
     not_found: int
     logs: Path
     user_id: str
+    gpu_slots: int
 
 
 def _wait_http(url: str, proc: subprocess.Popen, contains: str, timeout: float = 60) -> None:
@@ -93,11 +94,17 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")}
         env.update(MEDIAFLOW_ENV="dev", MEDIAFLOW_DATA_DIR=str(data.resolve()),
                    MEDIAFLOW_TEMPORAL_ADDRESS=f"127.0.0.1:{temporal}")
-        gpu = subprocess.Popen(  # a GPU-pool worker: NVDEC where CUDA works, else CPU decoding
-            [sys.executable, "-m", "cli.main", "worker", "--pool", "gpu", "--concurrency", "1",
-             "--metrics-host", "127.0.0.1", "--metrics-port", str(gpu_metrics)],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        children.append(gpu)
+        if gpu_available():  # `mediaflow dev` runs one itself, its metrics on the next port
+            gpu_metrics, gpu_slots = cpu_metrics + 1, CPU_SLOTS
+            gpu: subprocess.Popen = dev
+        else:  # a GPU-pool worker beside it: NVDEC where CUDA works, else CPU decoding
+            gpu_slots = 1
+            gpu = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "worker", "--pool", "gpu", "--concurrency",
+                 str(gpu_slots), "--metrics-host", "127.0.0.1", "--metrics-port",
+                 str(gpu_metrics)],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            children.append(gpu)
         exporter = subprocess.Popen(  # noqa: S603 - Debian's node-exporter
             [tool("prometheus-node-exporter"), f"--web.listen-address=127.0.0.1:{node}",
              "--no-collector.systemd", "--log.level=error"],
@@ -109,7 +116,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         with run_prometheus(work, prom, targets) as prometheus:
             _wait_http(f"http://127.0.0.1:{gpu_metrics}/metrics", gpu,
                        'task_queue="mediaflow-gpu"')
-            yield _run_jobs(prometheus, api, work)
+            yield _run_jobs(prometheus, api, work, gpu_slots)
     finally:
         for child in children:
             child.terminate()
@@ -119,7 +126,7 @@ def observed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
         dev.communicate(timeout=60)
 
 
-def _run_jobs(prometheus: Prometheus, api: str, work: Path) -> Observed:
+def _run_jobs(prometheus: Prometheus, api: str, work: Path, gpu_slots: int) -> Observed:
     http = httpx.Client(base_url=f"{api}/api/v1", timeout=30)
     registered = http.post("/auth/register", json={
         "email": "ops@example.com", "username": "ops_user", "password": PASSWORD})
@@ -168,7 +175,7 @@ def _run_jobs(prometheus: Prometheus, api: str, work: Path) -> Observed:
     prometheus.wait_for('count(mediaflow_task_queue_backlog{job="worker-cpu"})', 3)
     prometheus.wait_until_scraped_twice("mediaflow_.+")
     return Observed(prometheus, api, jobs, not_found, work / "data" / "logs",
-                    registered.json()["id"])
+                    registered.json()["id"], gpu_slots)
 
 
 def test_every_dashboard_panel_returns_series(observed: Observed) -> None:
@@ -217,7 +224,8 @@ def test_counters_count_what_happened(observed: Observed) -> None:
     assert p.by("sum by (pool) (mediaflow_ffmpeg_speed_count)", "pool") == {"cpu": 2, "gpu": 1}
     assert p.by("sum by (pool) (mediaflow_job_queue_wait_seconds_count)", "pool") == {
         "cpu": 3, "gpu": 1}
-    assert p.by("sum by (pool) (mediaflow_worker_slots)", "pool") == {"cpu": CPU_SLOTS, "gpu": 1}
+    assert p.by("sum by (pool) (mediaflow_worker_slots)", "pool") == {
+        "cpu": CPU_SLOTS, "gpu": observed.gpu_slots}
     assert p.by("sum by (pool) (mediaflow_worker_slots_used)", "pool") == {"cpu": 0, "gpu": 0}
     assert p.by("sum by (pool) (mediaflow_ffmpeg_running)", "pool") == {"cpu": 0, "gpu": 0}
     assert set(p.by("max by (queue) (mediaflow_task_queue_backlog)", "queue")) == {
