@@ -5,7 +5,7 @@ type instead of every row. Plain SQL both PostgreSQL and SQLite run; additive.""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-11-29T00:00:00:000000"
+ID = "2026-12-02T00:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "mf_operation_log (operation_type, started_at)"
 
