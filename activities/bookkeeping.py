@@ -20,9 +20,16 @@ from temporalio.exceptions import ApplicationError
 
 from activities import metrics
 from core.enums import TERMINAL_STATUSES, FileSource, JobStatus
+from core.packages import PACKAGE_KIND, index_key, load_index
 from core.storage import Storage
 from core.tables import Job, MediaFile, OperationLog
-from workflows.types import DiscardInput, FinalizeInput, OperationRecord, StatusUpdate
+from workflows.types import (
+    DiscardInput,
+    FinalizeInput,
+    OperationRecord,
+    StatusUpdate,
+    StepResult,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,17 +115,20 @@ class BookkeepingActivities:
             output_ids.append(str(file_id))
             if await MediaFile.exists().where(MediaFile.id == file_id):
                 continue
-            name = _output_name(spec, result.step_id, result.storage_key, len(request.kept))
+            name = _output_name(spec, result.step_id, result.storage_key, len(request.kept),
+                                package=result.kind == PACKAGE_KIND)
+            metadata = await self._package_metadata(result) \
+                if result.kind == PACKAGE_KIND else result.metadata
             await MediaFile(
                 id=file_id, user=uuid.UUID(request.user_id), filename=name,
                 original_filename=name, size=result.size, content_type=result.content_type,
                 kind=result.kind, storage_key=result.storage_key, probe=result.probe,
-                checksum_sha256=result.sha256, metadata=result.metadata,
+                checksum_sha256=result.sha256, metadata=metadata,
                 source=FileSource.job_output,
                 job=job.id,
             ).save()
         for key in request.intermediate_keys:
-            await self.storage.delete(key)
+            await self.storage.delete_tree(key)
         first_time = job.status not in TERMINAL_STATUSES
         await Job.update({
             Job.status: JobStatus.completed, Job.output_files: output_ids,
@@ -130,16 +140,27 @@ class BookkeepingActivities:
             metrics.job_finished(job.type, JobStatus.completed, job.created_at)
         return output_ids
 
+    async def _package_metadata(self, result: StepResult) -> dict:
+        """The File metadata of a package: the step's facts and the member list, which the
+        step stored beside the members (so that it never passes through the history)."""
+        data = b"".join([chunk async for chunk in
+                         self.storage.open_stream(index_key(result.storage_key))])
+        metadata = {key: value for key, value in result.metadata.items()
+                    if key != "member_count"}
+        return {**metadata, "members": load_index(data)}
+
     @activity.defn(name="discard_outputs")
     async def discard_outputs(self, request: DiscardInput) -> None:
         for key in request.keys:
-            await self.storage.delete(key)
+            await self.storage.delete_tree(key)  # a package's members with it
 
 
-def _output_name(spec: dict, step_id: str, key: str, count: int) -> str:
-    ext = key.rsplit(".", 1)[-1]
+def _output_name(spec: dict, step_id: str, key: str, count: int, *,
+                 package: bool = False) -> str:
+    """A package downloads as a zip of its members, so its name ends in ``.zip``."""
+    ext = "zip" if package else key.rsplit(".", 1)[-1]
     wanted = (spec.get("output") or {}).get("filename")
-    if wanted and count == 1:
+    if wanted and count == 1 and not package:
         return wanted
     base = (wanted.rsplit(".", 1)[0] if wanted else spec.get("type", "output"))
     return f"{base}-{step_id}.{ext}" if count > 1 else f"{base}.{ext}"

@@ -6,6 +6,11 @@ placeholders are replaced by those paths; ffmpeg runs in its own process group
 with ``-progress pipe:1``; progress is heartbeated and signalled to the workflow;
 a cancel or timeout kills the whole group and removes the scratch dir. The output
 goes to a deterministic key, so a retry overwrites instead of duplicating.
+
+A directory output (a package or thumbnails, ``PlanStep.is_directory_output``) is stored
+member by member under ``<key>/<member path>`` with its member list beside them
+(``core.packages``, docs/API.md "Package files"); it is not probed, since ffprobe would
+read a playlist as one (docs/SECURITY.md #1).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import hashlib
 import os
 import re
 import shutil
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +39,15 @@ from activities.prepare import live_inputs
 from core.config import Settings
 from core.enums import Pool
 from core.ffmpeg import ffmpeg_path
+from core.packages import (
+    PACKAGE_CONTENT_TYPE,
+    PACKAGE_KIND,
+    content_type_for,
+    dump_index,
+    index_key,
+    member_key,
+    valid_member_path,
+)
 from core.plan.model import PlanStep, gpu_argv_variant
 from core.probe import MediaRejected, probe_file
 from core.storage import Storage
@@ -63,7 +79,8 @@ INVALID_INPUT_MARKERS = (
 
 
 def output_key(job_id: str, step: PlanStep) -> str:
-    return f"jobs/{job_id}/steps/{step.index:02d}-{step.step_id}/output.{step.output_ext}"
+    run = f"jobs/{job_id}/steps/{step.index:02d}-{step.step_id}"
+    return f"{run}/package" if step.is_directory_output else f"{run}/output.{step.output_ext}"
 
 
 @dataclass
@@ -272,8 +289,15 @@ class FFmpegActivities:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             inputs = await live_inputs(request.user_id, file_ids)
             paths = await self._materialise(request, scratch, inputs)
+            if step.is_directory_output:
+                (scratch / step.output_name).mkdir()
             parser, decoder, template = await self._run_variants(step, paths, scratch)
             out = scratch / step.output_name
+            if step.is_directory_output:
+                result = await self._store_directory(request, out)
+                return replace(result, attempt=info.attempt, speed=parser.speed,
+                               wall_seconds=round(time.monotonic() - started, 3),
+                               pool=self.pool, argv=template, decoder=decoder)
             if not await anyio.Path(out).exists() or (await anyio.Path(out).stat()).st_size == 0:
                 raise ApplicationError("ffmpeg produced no output", type="InvalidMedia",
                                        non_retryable=True)
@@ -303,6 +327,54 @@ class FFmpegActivities:
             shutil.rmtree(scratch, ignore_errors=True)
             with contextlib.suppress(OSError):
                 scratch.parent.rmdir()  # the job's scratch root, once empty
+
+
+    async def _store_directory(self, request: StepInput, out: Path) -> StepResult:
+        """Store every member of a directory output, then its member list; the result's
+        ``storage_key`` is the package's key, ``sha256`` hashes the list of member hashes."""
+        step = request.step
+        for name, content in step.output_extras.items():
+            if not valid_member_path(name):
+                raise ApplicationError(f"bad member name {name!r}", type="InvalidParams",
+                                       non_retryable=True)
+            (out / name).write_text(content, encoding="utf-8")
+        files = sorted(path for path in out.rglob("*") if path.is_file())
+        names = [path.relative_to(out).as_posix() for path in files]
+        bad = [name for name in names if not valid_member_path(name)]
+        if bad or not files or step.output_entry not in names:
+            raise ApplicationError(
+                f"ffmpeg's output is not the expected package (entry {step.output_entry!r}, "
+                f"{len(files)} files{', unexpected ' + bad[0] if bad else ''})",
+                type="InvalidMedia", non_retryable=True)
+        key = output_key(request.job_id, step)
+        await self.storage.delete_tree(key)  # a retried attempt leaves no stale member
+        members: list[dict[str, str | int]] = []
+        digest, total = hashlib.sha256(), 0
+        try:
+            for path, name in zip(files, names, strict=True):
+                stored = await self.storage.adopt_file(member_key(key, name), path,
+                                                       content_type=content_type_for(name))
+                members.append({"path": name, "size": stored.size})
+                total += stored.size
+                digest.update(f"{name}\t{stored.size}\t{stored.sha256}\n".encode())
+            await self.storage.put_stream(index_key(key), _one_chunk(dump_index(members)),
+                                          content_type="application/json")
+        except BaseException:
+            # cancelled or failed half-way: the workflow never learns this key, so no
+            # member may stay behind
+            with anyio.CancelScope(shield=True):
+                await self.storage.delete_tree(key)
+            raise
+        metadata = {**step.output_metadata, "entry": step.output_entry,
+                    "member_count": len(members)}
+        return StepResult(
+            index=step.index, step_id=step.step_id, storage_key=key,
+            size=total, sha256=digest.hexdigest(),
+            metadata=metadata, kind=PACKAGE_KIND, content_type=PACKAGE_CONTENT_TYPE)
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def _keep_heartbeating(every: float) -> None:

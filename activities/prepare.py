@@ -6,6 +6,7 @@ files, so what the API showed is what runs; and it marks the job ``processing``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -14,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.enums import TERMINAL_STATUSES, JobStatus
+from core.ffmpeg import available_encoders
 from core.files import load_inputs, media_of
 from core.plan import PlanStep, compile_plan
 from core.spec import JobSpec, SpecError, referenced_file_ids
@@ -46,7 +48,8 @@ async def compile_steps(job: JobInput) -> list[PlanStep]:
         raise invalid(f"the stored job spec is invalid: {exc.errors()[0]['msg']}") from exc
     inputs = await live_inputs(job.user_id, referenced_file_ids(spec))
     try:
-        return compile_plan(spec, media_of(inputs)).steps
+        encoders = await asyncio.to_thread(available_encoders)
+        return compile_plan(spec, media_of(inputs), encoders=encoders).steps
     except SpecError as exc:
         raise invalid(str(exc)) from exc
 

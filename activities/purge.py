@@ -31,7 +31,7 @@ class PurgeActivities:
         ).order_by(MediaFile.deleted_at).limit(request.batch_size)
         result = PurgeResult()
         for row in rows:
-            await self.storage.delete(row["storage_key"])
+            await self.storage.delete_tree(row["storage_key"])  # a package's members too
             await MediaFile.update({MediaFile.purged_at: dt.datetime.now(dt.UTC)}).where(
                 MediaFile.id == row["id"])
             result.files += 1

@@ -14,11 +14,11 @@ from core.logs import bind
 from core.storage import Storage
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_storage_dep(request: Request) -> Storage:
+async def get_storage_dep(request: Request) -> Storage:
     return request.app.state.storage
 
 

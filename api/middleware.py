@@ -35,6 +35,8 @@ from core.logs import pop_context, push_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: A share link's token is a credential: the access log shows ``/s/<token>/...`` instead.
+SHARE_TOKEN = re.compile(r"^/s/[^/]+")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("mediaflow.api.access")
@@ -89,15 +91,16 @@ class RequestIdMiddleware:
         finally:
             client = scope.get("client")
             duration_ms = (time.perf_counter() - started) * 1000
+            path = SHARE_TOKEN.sub("/s/<token>", scope["path"])  # a token is a credential
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
                 scope["method"],
-                scope["path"],
+                path,
                 status_code,
                 duration_ms,
                 client[0] if client else "-",
                 request_id,
-                extra={"method": scope["method"], "path": scope["path"],
+                extra={"method": scope["method"], "path": path,
                        "status": status_code, "duration_ms": round(duration_ms, 1),
                        "client": client[0] if client else None},
             )

@@ -129,12 +129,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     if workers > 1:
         share_metrics_between_processes(settings)
     logging_options: dict[str, Any] = {}
-    if settings.log_format == "json":  # every line one JSON object (core/logs.py); the
-        # request line is ours (api/middleware.py), which carries the ids uvicorn's lacks
-        logging_options = {"log_config": uvicorn_log_config(settings.log_level, "json"),
-                           "access_log": False}
+    if settings.log_format == "json":  # every line one JSON object (core/logs.py)
+        logging_options = {"log_config": uvicorn_log_config(settings.log_level, "json")}
     uvicorn.run(
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,
-        http=GuardedHttpToolsProtocol, timeout_keep_alive=5, **logging_options,
+        http=GuardedHttpToolsProtocol, timeout_keep_alive=5,
+        access_log=False,  # api.middleware logs each request once, with its request id
+        **logging_options,
     )

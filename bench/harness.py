@@ -28,6 +28,13 @@ REPO = Path(__file__).resolve().parent.parent
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 
 
+def ffmpeg_seconds(stack: Stack, job: dict) -> float:
+    """The job's FFmpeg time: the sum of its operation log's successful step durations
+    (each covers placing the inputs, ffmpeg, probing and storing the output)."""
+    logs = stack.http.get(f"/jobs/{job['id']}/logs").json()
+    return sum(row["duration"] or 0.0 for row in logs if row["step"] >= 0 and row["success"])
+
+
 def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25,
               frequency: int = 440) -> Path:
     if not path.exists():
@@ -136,9 +143,13 @@ def bare_ffmpeg_seconds(spec: dict, files: dict[str, Path], work: Path) -> float
             Path(paths[item.placeholder]).symlink_to(source)
         for name, content in step.scratch_files.items():
             Path(paths[f"scratch:{name}"]).write_text(content)
+        if step.is_directory_output:  # a package or thumbnails: a directory of files
+            Path(paths["out"]).mkdir()
         argv = step.render(paths)
         started = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         total += time.perf_counter() - started
+        for name, content in step.output_extras.items():
+            (Path(paths["out"]) / name).write_text(content)
         outputs[step.step_id] = Path(paths["out"])
     return total

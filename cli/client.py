@@ -345,17 +345,19 @@ def validate(
 def share(
     file_id: str,
     expires_in: Annotated[int, typer.Option(
-        help="Seconds the link works (60–604800)", min=60, max=604800)] = 3600,
+        "--expires-in", min=60, max=604800, help="Seconds the link works (60-604800)")] = 3600,
+    revoke: Annotated[bool, typer.Option(
+        "--revoke", help="Revoke every share link of the file instead")] = False,
 ) -> None:
-    """Print a link that downloads the file without credentials until it expires.
-
-    Only the URL when stdout is not a terminal (POST /files/{id}/share)."""
-    link = Api().request("POST", f"/files/{file_id}/share", json={"expires_in": expires_in})
-    body = link.json()
-    if console.is_terminal:
-        console.print(f"{body['url']}\n  expires {body['expires_at']}")
-    else:
-        print(body["url"])
+    """Print a link that opens a file without credentials (for a package: its playlist)."""
+    api = Api()
+    if revoke:
+        api.request("DELETE", f"/files/{file_id}/share")
+        console.print(f"every share link of {file_id} is revoked")
+        return
+    link = api.request("POST", f"/files/{file_id}/share", json={"expires_in": expires_in}).json()
+    typer.echo(link["url"])  # alone on stdout, unwrapped: scripts can take it as it is
+    bars.print(f"expires {link['expires_at']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -190,6 +190,9 @@ class DevStack:
             temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1",
             "--port", str(self.temporal_port), "--ui-port", str(self.ui_port),
             "--db-filename", str(settings.data_dir / "temporal.sqlite"),
+            # WAL with NORMAL sync: 2-3x the workflow starts per second of the default
+            # rollback journal, durable across a crash of the process (not of the power)
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
             "--log-level", "warn", *attrs,
         ], env, logs / "temporal.log")
         self._wait("Temporal", lambda: port_in_use("127.0.0.1", self.temporal_port) and

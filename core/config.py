@@ -13,6 +13,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     rate_limit_requests: str = "600/minute"
     rate_limit_storage: str = "memory://"
 
+    # The externally visible base URL (scheme, host, optional path prefix) of the API, used
+    # in share links; unset: the base URL of the request that creates the link.
+    public_url: str | None = None
+
     # The HTTP server's patience (api/server.py, api/guard.py): headers must be complete
     # within http_header_timeout seconds of the connection (or of the request's first
     # byte); a body may pause at most http_body_timeout between chunks, and a JSON body
@@ -109,6 +114,17 @@ class Settings(BaseSettings):
         if value.split("://", 1)[0] not in ("memory", "redis", "rediss"):
             raise ValueError("must be memory:// or a redis:// URI")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query \
+                or parsed.fragment:
+            raise ValueError("must be an absolute http(s) URL without query or fragment")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _dev_defaults(self) -> Settings:
@@ -154,7 +170,9 @@ class Settings(BaseSettings):
         self.jwt_secret_value()
 
 
+@lru_cache(maxsize=8)
 def _dev_secret(data_dir: Path) -> str:
+    """The dev secret kept in the data dir (read once per process)."""
     path = data_dir / "jwt_secret"
     if path.exists():
         return path.read_text().strip()

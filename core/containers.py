@@ -9,30 +9,52 @@ Pure tables. The job spec (``core.spec``) validates against them; the plan compi
 from __future__ import annotations
 
 #: Which codecs each container can carry, and what an unspecified codec means for it.
+#: ``pcm`` is 16-bit little-endian PCM (``pcm_s16le``, still accepted as an alias).
 CONTAINER_VIDEO_CODECS: dict[str, frozenset[str]] = {
-    "mp4": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
+    "mp4": frozenset({"h264", "hevc", "vp9", "av1", "copy", "none"}),
     "mov": frozenset({"h264", "hevc", "copy", "none"}),
-    "mkv": frozenset({"h264", "hevc", "vp9", "copy", "none"}),
-    "webm": frozenset({"vp9", "copy", "none"}),
+    "mkv": frozenset({"h264", "hevc", "vp9", "av1", "copy", "none"}),
+    "webm": frozenset({"vp9", "av1", "copy", "none"}),
     "m4a": frozenset({"none"}),
     "mp3": frozenset({"none"}),
     "wav": frozenset({"none"}),
+    "flac": frozenset({"none"}),
+    "ogg": frozenset({"none"}),
 }
 CONTAINER_AUDIO_CODECS: dict[str, frozenset[str]] = {
     "mp4": frozenset({"aac", "mp3", "opus", "copy", "none"}),
-    "mov": frozenset({"aac", "mp3", "pcm_s16le", "copy", "none"}),
-    "mkv": frozenset({"aac", "mp3", "opus", "pcm_s16le", "copy", "none"}),
-    "webm": frozenset({"opus", "copy", "none"}),
+    "mov": frozenset({"aac", "mp3", "pcm", "copy", "none"}),
+    "mkv": frozenset({"aac", "mp3", "opus", "vorbis", "flac", "pcm", "copy", "none"}),
+    "webm": frozenset({"opus", "vorbis", "copy", "none"}),
     "m4a": frozenset({"aac", "copy"}),
     "mp3": frozenset({"mp3", "copy"}),
-    "wav": frozenset({"pcm_s16le", "copy"}),
+    "wav": frozenset({"pcm", "copy"}),
+    "flac": frozenset({"flac", "copy"}),
+    "ogg": frozenset({"vorbis", "opus", "flac", "copy"}),
 }
 CONTAINER_DEFAULT_CODECS: dict[str, tuple[str, str]] = {
     "webm": ("vp9", "opus"),
     "m4a": ("none", "aac"),
     "mp3": ("none", "mp3"),
-    "wav": ("none", "pcm_s16le"),
+    "wav": ("none", "pcm"),
+    "flac": ("none", "flac"),
+    "ogg": ("none", "vorbis"),
 }
+#: Containers that hold sound only: a video input is reduced to its audio.
+AUDIO_ONLY_CONTAINERS = frozenset(
+    name for name, codecs in CONTAINER_VIDEO_CODECS.items() if codecs == {"none"})
+
+#: Our codec names → the FFmpeg encoder that makes them (``-c:v``/``-c:a``). A build without
+#: one of these encoders refuses the codec at validation (``core.ffmpeg.available_encoders``).
+VIDEO_ENCODERS: dict[str, str] = {
+    "h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1",
+}
+AUDIO_ENCODERS: dict[str, str] = {
+    "aac": "aac", "mp3": "libmp3lame", "opus": "libopus", "vorbis": "libvorbis",
+    "flac": "flac", "pcm": "pcm_s16le",
+}
+#: Our codec names → what ffprobe reports for a stream of that codec (stream copy decisions).
+PROBED_CODEC_NAMES: dict[str, str] = {"pcm": "pcm_s16le"}
 #: Containers that can hold an embedded subtitle track.
 SUBTITLE_CONTAINERS = frozenset({"mp4", "mov", "mkv", "webm"})
 
@@ -80,6 +102,8 @@ MUXERS: dict[str, tuple[str, str]] = {
     "m4a": ("ipod", "m4a"),
     "mp3": ("mp3", "mp3"),
     "wav": ("wav", "wav"),
+    "flac": ("flac", "flac"),
+    "ogg": ("ogg", "ogg"),
 }
 FASTSTART_CONTAINERS = frozenset({"mp4", "mov", "m4a"})
 
@@ -98,4 +122,6 @@ COPYABLE_AUDIO: dict[str, frozenset[str] | None] = {
     "m4a": frozenset({"aac", "alac"}),
     "mp3": frozenset({"mp3"}),
     "wav": frozenset({"pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_f32le", "pcm_u8"}),
+    "flac": frozenset({"flac"}),
+    "ogg": frozenset({"vorbis", "opus", "flac"}),
 }

@@ -1,18 +1,160 @@
-"""Database engine from settings, shared by piccolo_conf, the API and workers."""
+"""Database engine from settings, shared by piccolo_conf, the API and workers.
+
+PostgreSQL runs on an asyncpg pool. Piccolo's SQLite engine opens a connection — and
+with aiosqlite a thread — for every query, which under load cost most of the API's
+time; :class:`SharedSQLiteEngine` keeps long-lived connections per process for the
+queries that run outside a transaction. Writes go through a few aiosqlite connections
+(each on its own thread, queueing on a busy timeout instead of failing with "database
+is locked", whether the other writer is this process or a worker). Plain ``SELECT``s run
+on one read-only connection on the event loop's own thread: in WAL mode a reader never
+waits for a lock, and an indexed read costs far less than the hop to a thread and back.
+A read that scans a large table holds the loop while it runs; the embedded default is
+for one machine's worth of jobs, and PostgreSQL has no such shortcut.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+from typing import Any
 from urllib.parse import urlparse
 
+import aiosqlite
 import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.engine.sqlite import (
+    SQLiteEngine,
+    SQLiteTransaction,
+    TransactionType,
+    dict_factory,
+)
 
 from core.config import Settings
 
 log = logging.getLogger("mediaflow.db")
+
+
+SQLITE_PRAGMAS = (
+    "PRAGMA foreign_keys = 1",
+    "PRAGMA busy_timeout = 10000",  # wait for another process's write instead of failing
+    "PRAGMA synchronous = NORMAL",  # with WAL: durable at checkpoints, fast commits
+)
+
+
+class _QueuedTransaction(SQLiteTransaction):
+    """A transaction that first waits its turn among this process's transactions: they
+    queue on an asyncio lock rather than on SQLite's busy handler, which sleeps in
+    growing steps between tries."""
+
+    engine: SharedSQLiteEngine
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        await self.engine.transaction_lock().acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            self.engine.transaction_lock().release()
+            raise
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent is not None:
+            return await super().__aexit__(exception_type, exception, traceback)
+        try:
+            return await super().__aexit__(exception_type, exception, traceback)
+        finally:
+            self.engine.transaction_lock().release()
+
+
+class SharedSQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLite engine with :data:`POOL_SIZE` long-lived connections for the
+    queries outside a transaction (a transaction still gets a connection of its own)."""
+
+    POOL_SIZE = 4
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path=path)
+        self._pool: asyncio.Queue[aiosqlite.Connection] | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._opened: list[aiosqlite.Connection] = []
+        self._reader: sqlite3.Connection | None = None
+        self._wal = False
+        self._transactions: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
+                    allow_nested: bool = True) -> SQLiteTransaction:
+        return _QueuedTransaction(self, transaction_type, allow_nested)
+
+    def transaction_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._transactions is None or self._transactions[0] is not loop:
+            self._transactions = (loop, asyncio.Lock())
+        return self._transactions[1]
+
+    def _read(self, query: str, args: list[Any]) -> list[dict[str, Any]]:
+        if self._reader is None:
+            self._reader = sqlite3.connect(**self.connection_kwargs, check_same_thread=False)
+            self._reader.row_factory = dict_factory
+            self._reader.execute("PRAGMA query_only = 1")
+            self._reader.execute("PRAGMA busy_timeout = 2000")  # only before WAL is on
+        return self._reader.execute(query, args).fetchall()
+
+    async def get_connection(self) -> aiosqlite.Connection:
+        pending = aiosqlite.connect(**self.connection_kwargs)
+        # aiosqlite's worker thread would keep a finished process (`mediaflow migrate`)
+        # alive until the connection is closed; the OS closes the file for us instead
+        pending._thread.daemon = True
+        connection = await pending
+        connection.row_factory = dict_factory  # type: ignore[assignment]
+        if not self._wal:  # a property of the file: once per process is enough
+            await connection.execute("PRAGMA journal_mode = WAL")
+            self._wal = True
+        for pragma in SQLITE_PRAGMAS:
+            await connection.execute(pragma)
+        return connection
+
+    def _current_pool(self) -> asyncio.Queue[aiosqlite.Connection]:
+        """This event loop's pool; connections are opened on demand up to the size."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            self._pool, self._pool_loop, self._opened = asyncio.Queue(), loop, []
+        return self._pool
+
+    async def _acquire(self) -> aiosqlite.Connection:
+        pool = self._current_pool()
+        if pool.empty() and len(self._opened) < self.POOL_SIZE:
+            connection = await self.get_connection()
+            self._opened.append(connection)
+            return connection
+        return await pool.get()
+
+    async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
+                                     query_type: str = "generic", table: Any = None) -> Any:
+        if query.lstrip()[:7].upper() == "SELECT ":
+            return self._read(query, args or [])
+        connection = await self._acquire()
+        try:
+            async with connection.execute(query, args or []) as cursor:
+                rows = await cursor.fetchall()
+            await connection.commit()
+        except BaseException:
+            await asyncio.shield(connection.rollback())  # never hand on an open transaction
+            raise
+        finally:
+            self._current_pool().put_nowait(connection)
+        return rows
+
+    async def close_shared(self) -> None:
+        if self._pool_loop is asyncio.get_running_loop():
+            for connection in self._opened:
+                await connection.close()
+        self._pool, self._opened = None, []
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 def engine_for(url: str) -> Engine:
@@ -21,7 +163,7 @@ def engine_for(url: str) -> Engine:
         return PostgresEngine(config={"dsn": url.replace("postgres://", "postgresql://", 1)})
     if parsed.scheme == "sqlite" and url.startswith("sqlite:///"):
         # SQLAlchemy's convention: sqlite:///relative.db, sqlite:////absolute.db
-        return SQLiteEngine(path=url[len("sqlite:///") :])
+        return SharedSQLiteEngine(path=url[len("sqlite:///") :])
     raise ValueError(f"unsupported MEDIAFLOW_DATABASE_URL scheme: {parsed.scheme!r}")
 
 
@@ -47,6 +189,8 @@ async def start_pool(engine: Engine) -> bool:
 async def close_pool(engine: Engine) -> None:
     if isinstance(engine, PostgresEngine) and engine.pool is not None:
         await engine.close_connection_pool()
+    if isinstance(engine, SharedSQLiteEngine):
+        await engine.close_shared()
 
 
 async def ping(engine: Engine) -> None:

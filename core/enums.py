@@ -31,6 +31,7 @@ class FileKind(StrEnum):
     audio = "audio"
     image = "image"
     subtitle = "subtitle"
+    package = "package"  # a job's set of files: an HLS/DASH package, thumbnails, sprites
 
 
 class FileSource(StrEnum):

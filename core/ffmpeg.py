@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import shutil
+import subprocess
 
 
 class FFmpegMissing(RuntimeError):
@@ -40,3 +43,26 @@ async def ffmpeg_version(timeout: float = 5.0) -> str:
     if proc.returncode != 0:
         raise FFmpegMissing(f"ffmpeg -version exited {proc.returncode}")
     return out.decode(errors="replace").splitlines()[0]
+
+
+_ENCODER_LINE = re.compile(r"^\s*[VAS][A-Z.]{5}\s+(\S+)")
+
+
+def parse_encoders(listing: str) -> frozenset[str]:
+    """Encoder names from ``ffmpeg -hide_banner -encoders`` (the lines after ``------``)."""
+    _, _, table = listing.partition("------")
+    return frozenset(match.group(1) for line in table.splitlines()
+                     if (match := _ENCODER_LINE.match(line)))
+
+
+@functools.cache
+def available_encoders() -> frozenset[str]:
+    """The encoders this machine's ffmpeg has, asked once per process (the plan compiler
+    refuses a codec whose encoder is missing; an unusable ffmpeg leaves the set empty and
+    the check to the health route)."""
+    try:
+        result = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"],
+                                capture_output=True, text=True, timeout=10, check=True)
+    except (FFmpegMissing, OSError, subprocess.SubprocessError):
+        return frozenset()
+    return parse_encoders(result.stdout)

@@ -15,14 +15,17 @@ Decisions the contract leaves open, made here:
   name an earlier step's output as ``"@<step id>"``. Each parameter declares the file kinds
   it accepts with :class:`Accepts`; one table therefore drives ownership, kind checks and
   reference checks.
-* A step's output is a ``video`` (every step type works on a base video). The one exception
-  is a step kept in ``outputs`` while ``output.video_codec`` is ``none``: it is then
-  audio-only, so later steps may not use it as video.
+* A step's output is a ``video`` (every step type works on a base video). The exceptions:
+  a step kept in ``outputs`` while ``output.video_codec`` is ``none`` is audio-only, so
+  later steps may not use it as video; and ``thumbnails``/``package`` make a set of files
+  (:data:`MULTI_FILE_TYPES`) that no step may use at all.
 * ``audio_overlay.audio`` accepts an audio file or a video (its audio track is used);
   ``video_overlay.overlay`` accepts an image or a video; ``subtitles.subtitles`` a subtitle.
-* Audio-only containers (m4a, mp3, wav) imply ``video_codec: none`` and their natural audio
-  codec when those fields are not given; webm implies vp9/opus. Explicit incompatible
-  combinations are refused.
+* Audio-only containers (m4a, mp3, wav, flac, ogg) imply ``video_codec: none`` and their
+  natural audio codec when those fields are not given; webm implies vp9/opus. Explicit
+  incompatible combinations are refused; ``pcm_s16le`` is read as ``pcm``.
+* ``crf`` is None unless given (23 is used then), so a stored spec with ``video_bitrate``
+  re-validates: the two are alternatives.
 * ``video_codec``/``audio_codec`` ``copy`` are refused up front when the job necessarily
   re-encodes that stream (drawing on video, mixing audio, resizing).
 * ``filename`` is a display name only; it never reaches ffmpeg or a storage path.
@@ -61,16 +64,27 @@ from core.styles import FONTS, NAMED_COLORS
 
 # --------------------------------------------------------------------------- vocabularies
 
-JobType = Literal["join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "combined"]
-StepType = Literal["join", "audio_overlay", "text_overlay", "subtitles", "video_overlay"]
+JobType = Literal[
+    "join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "transcode", "trim",
+    "thumbnails", "package", "combined",
+]
+StepType = Literal[
+    "join", "audio_overlay", "text_overlay", "subtitles", "video_overlay", "transcode", "trim",
+    "thumbnails", "package",
+]
+#: Step types whose result is a set of files (a ``package`` File), never a media stream:
+#: nothing may use their output, and they never share a run with the step before them.
+MULTI_FILE_TYPES = frozenset({"thumbnails", "package"})
 MediaKind = Literal["video", "audio", "image", "subtitle"]
 Position = Literal[
     "top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom",
     "bottom-right",
 ]
-Container = Literal["mp4", "mkv", "mov", "webm", "m4a", "mp3", "wav"]
-VideoCodec = Literal["h264", "hevc", "vp9", "copy", "none"]
-AudioCodec = Literal["aac", "mp3", "opus", "pcm_s16le", "copy", "none"]
+Container = Literal["mp4", "mkv", "mov", "webm", "m4a", "mp3", "wav", "flac", "ogg"]
+VideoCodec = Literal["h264", "hevc", "vp9", "av1", "copy", "none"]
+#: ``pcm_s16le`` is the old name of ``pcm``; stored specs that use it still validate.
+AudioCodecName = Literal["aac", "mp3", "opus", "vorbis", "flac", "pcm", "pcm_s16le", "copy",
+                         "none"]
 Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
     "veryslow",
@@ -89,6 +103,7 @@ _UUID_RE = re.compile(
 _STEP_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _HEX_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
 _LANGUAGE_RE = re.compile(r"^[a-z]{3}$")
+_BITRATE_RE = re.compile(r"^([1-9][0-9]{0,5})([kM])$")
 REF_PREFIX = "@"
 
 
@@ -158,6 +173,32 @@ def _drawable_text(value: str) -> str:
     return value
 
 
+def bitrate_bps(value: str) -> int:
+    """``"2500k"`` → 2500000, ``"5M"`` → 5000000 (the value has passed :data:`VideoBitrate`
+    or :data:`AudioBitrate`)."""
+    match = _BITRATE_RE.match(value)
+    if match is None:
+        raise ValueError(f"not a bitrate: {value!r}")
+    return int(match.group(1)) * (1000 if match.group(2) == "k" else 1_000_000)
+
+
+def _bitrate_between(low: int, high: int) -> Any:
+    def check(value: str) -> str:
+        if not _BITRATE_RE.match(value):
+            raise PydanticCustomError(
+                "bitrate", "must be a whole number of kilobits or megabits per second, such "
+                           "as '2500k' or '5M'")
+        if not low <= bitrate_bps(value) <= high:
+            raise PydanticCustomError("bitrate", "must be between {low} and {high} bit/s",
+                                      {"low": low, "high": high})
+        return value
+    return AfterValidator(check)
+
+
+def _audio_codec_alias(value: str) -> str:
+    return "pcm" if value == "pcm_s16le" else value
+
+
 _HTTP_URL = TypeAdapter(AnyHttpUrl)
 
 
@@ -185,6 +226,12 @@ FrameSize = Annotated[int, Field(ge=16, le=MAX_FRAME_PX, multiple_of=2)]
 Coordinate = Annotated[int, Field(ge=0, le=MAX_FRAME_PX)]
 Margin = Annotated[int, Field(ge=0, le=2000)]
 FontSize = Annotated[int, Field(ge=8, le=512)]
+AudioCodec = Annotated[AudioCodecName, AfterValidator(_audio_codec_alias)]
+VideoBitrate = Annotated[str, _bitrate_between(32_000, 100_000_000)]
+AudioBitrate = Annotated[str, _bitrate_between(8_000, 640_000)]
+EvenHeight = Annotated[int, Field(ge=16, le=4320, multiple_of=2)]
+#: crf when the output gives neither ``crf`` nor ``video_bitrate``.
+DEFAULT_CRF = 23
 
 
 class Accepts:
@@ -247,12 +294,18 @@ class SpecModel(BaseModel):
 
 
 class OutputSpec(SpecModel):
-    """How the result is written. ``filename`` is a display name; it never reaches ffmpeg."""
+    """How the result is written. ``filename`` is a display name; it never reaches ffmpeg.
+
+    ``crf`` and ``video_bitrate`` are alternatives (neither: crf :data:`DEFAULT_CRF`);
+    ``audio_bitrate`` replaces the audio encoder's default rate.
+    """
 
     container: Container = "mp4"
     video_codec: VideoCodec = "h264"
     audio_codec: AudioCodec = "aac"
-    crf: int = Field(default=23, ge=0, le=51)
+    crf: int | None = Field(default=None, ge=0, le=51)
+    video_bitrate: VideoBitrate | None = None
+    audio_bitrate: AudioBitrate | None = None
     preset: Preset = "veryfast"
     width: FrameSize | None = None
     height: FrameSize | None = None
@@ -282,13 +335,29 @@ class OutputSpec(SpecModel):
         if self.video_codec == "copy" and self.changes_frames:
             errors.append((("video_codec",), "copy_conflict",
                            "copy cannot be combined with width, height or fps", "copy"))
+        errors += self._rate_errors()
         _raise_errors(errors)
         return self
+
+    def _rate_errors(self) -> Iterator[ErrorItem]:
+        if self.crf is not None and self.video_bitrate is not None:
+            yield (("video_bitrate",), "rate_conflict",
+                   "give crf or video_bitrate, not both", self.video_bitrate)
+        if self.video_bitrate is not None and self.video_codec in ("copy", "none"):
+            yield (("video_bitrate",), "rate_conflict",
+                   f"video_codec {self.video_codec} encodes no video", self.video_bitrate)
+        if self.audio_bitrate is not None and self.audio_codec in ("copy", "none", "flac", "pcm"):
+            yield (("audio_bitrate",), "rate_conflict",
+                   f"audio_codec {self.audio_codec} takes no bitrate", self.audio_bitrate)
 
     @property
     def changes_frames(self) -> bool:
         """Whether the output asks for a frame size or rate (which forces a video re-encode)."""
         return self.width is not None or self.height is not None or self.fps is not None
+
+    @property
+    def effective_crf(self) -> int:
+        return DEFAULT_CRF if self.crf is None else self.crf
 
 
 class TimeWindow(SpecModel):
@@ -381,8 +450,122 @@ class VideoOverlayParams(Placement):
     loop: bool = False
 
 
+class TranscodeParams(SpecModel):
+    """Re-wrap or re-encode one file into ``output``'s container, codecs, size and rate.
+
+    ``auto`` copies each stream that already has the codec ``output`` asks for (and is not
+    resized); ``copy`` copies every stream, whatever ``output``'s codec fields say (the
+    container must be able to hold them); ``reencode`` always encodes.
+    """
+
+    input: Annotated[MediaRef, Accepts("video", "audio")]
+    mode: Literal["auto", "copy", "reencode"] = "auto"
+
+
+class Segment(SpecModel):
+    start: Seconds
+    end: Seconds
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Segment:
+        if self.end <= self.start:
+            _raise_errors([(("end",), "time_window", "end must be greater than start",
+                            self.end)])
+        return self
+
+
+class TrimParams(SpecModel):
+    """One range (``start`` with ``end`` or ``duration``; neither: to the end) or up to 50
+    ``segments`` joined in order. ``accurate``: frame-exact by re-encoding; otherwise cut
+    on keyframes by stream copy (the cut may start up to one GOP early)."""
+
+    input: Annotated[MediaRef, Accepts("video", "audio")]
+    start: Seconds = 0.0
+    end: Seconds | None = None
+    duration: Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)] | None = None
+    segments: Annotated[list[Segment], Field(min_length=1, max_length=50)] | None = None
+    accurate: bool = True
+
+    @model_validator(mode="after")
+    def _one_way_to_cut(self) -> TrimParams:
+        errors: list[ErrorItem] = []
+        if self.segments is not None:
+            for field in ("end", "duration"):
+                if getattr(self, field) is not None:
+                    errors.append(((field,), "trim_conflict",
+                                   "give segments or a single range, not both",
+                                   getattr(self, field)))
+            if self.start:
+                errors.append((("start",), "trim_conflict",
+                               "give segments or a single range, not both", self.start))
+        elif self.end is not None and self.duration is not None:
+            errors.append((("duration",), "trim_conflict", "give end or duration, not both",
+                           self.duration))
+        elif self.end is not None and self.end <= self.start:
+            errors.append((("end",), "time_window", "end must be greater than start", self.end))
+        _raise_errors(errors)
+        return self
+
+    def ranges(self, media_seconds: float | None) -> list[tuple[float, float | None]]:
+        """``(start, end)`` pairs in output order; ``end`` None means the end of the media."""
+        if self.segments is not None:
+            return [(segment.start, segment.end) for segment in self.segments]
+        if self.duration is not None:
+            return [(self.start, self.start + self.duration)]
+        return [(self.start, self.end if self.end is not None else media_seconds)]
+
+
+class SpriteSpec(SpecModel):
+    columns: Annotated[int, Field(ge=1, le=20)]
+    rows: Annotated[int, Field(ge=1, le=20)]
+
+
+class ThumbnailsParams(SpecModel):
+    """Still frames of a video: at given times, ``count`` evenly spaced, or ``every`` N
+    seconds (at most 100); single images or ``sprite`` sheets with a WebVTT index."""
+
+    input: Annotated[MediaRef, Accepts("video")]
+    at: Annotated[list[Seconds], Field(min_length=1, max_length=100)] | None = None
+    count: Annotated[int, Field(ge=1, le=100)] | None = None
+    every: Annotated[float, Field(ge=0.5, le=MAX_SECONDS, allow_inf_nan=False)] | None = None
+    width: Annotated[int, Field(ge=16, le=3840)] = 320
+    format: Literal["jpg", "png", "webp"] = "jpg"
+    sprite: SpriteSpec | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_choice(self) -> ThumbnailsParams:
+        given = [name for name in ("at", "count", "every") if getattr(self, name) is not None]
+        if len(given) != 1:
+            field = given[1] if len(given) > 1 else "count"
+            _raise_errors([((field,), "thumbnail_choice",
+                            "give exactly one of at, count or every", getattr(self, field))])
+        if self.at is not None and len(set(self.at)) != len(self.at):
+            _raise_errors([(("at",), "thumbnail_times", "times must be distinct", self.at)])
+        return self
+
+
+class Rendition(SpecModel):
+    """One rung of a package's ladder; bitrates default from the height."""
+
+    height: EvenHeight
+    video_bitrate: VideoBitrate | None = None
+    audio_bitrate: AudioBitrate | None = None
+
+
+class PackageParams(SpecModel):
+    """An adaptive-streaming package (HLS or DASH) of one video: every rendition from one
+    decode, in one FFmpeg run. Renditions above the source height are dropped (one at the
+    source height takes their place), and equal heights collapse."""
+
+    input: Annotated[MediaRef, Accepts("video")]
+    format: Literal["hls", "dash"] = "hls"
+    renditions: Annotated[list[Rendition], Field(min_length=1, max_length=6)] | None = None
+    segment_seconds: Annotated[float, Field(ge=2, le=10, allow_inf_nan=False)] = 6.0
+    hls_segment_type: Literal["fmp4", "ts"] = "fmp4"
+
+
 StepParams = JoinParams | AudioOverlayParams | TextOverlayParams | SubtitlesParams | \
-    VideoOverlayParams
+    VideoOverlayParams | TranscodeParams | TrimParams | ThumbnailsParams | PackageParams
 
 STEP_PARAMS: dict[str, type[SpecModel]] = {
     "join": JoinParams,
@@ -390,6 +573,10 @@ STEP_PARAMS: dict[str, type[SpecModel]] = {
     "text_overlay": TextOverlayParams,
     "subtitles": SubtitlesParams,
     "video_overlay": VideoOverlayParams,
+    "transcode": TranscodeParams,
+    "trim": TrimParams,
+    "thumbnails": ThumbnailsParams,
+    "package": PackageParams,
 }
 
 
@@ -419,7 +606,8 @@ class Step(SpecModel):
 
 class CombinedParams(SpecModel):
     """A pipeline of steps; ``"@<id>"`` names an earlier step's output. ``outputs`` defaults
-    to the last step; ``execution`` is explained in :mod:`core.plan.compiler`."""
+    to the last step and every ``thumbnails``/``package`` step (nothing else can use theirs);
+    ``execution`` is explained in :mod:`core.plan.compiler`."""
 
     steps: Annotated[list[Step], Field(min_length=1, max_length=20)]
     outputs: Annotated[list[StepId], Field(min_length=1, max_length=20)] | None = None
@@ -428,7 +616,8 @@ class CombinedParams(SpecModel):
     @model_validator(mode="after")
     def _check_graph(self) -> CombinedParams:
         if self.outputs is None:
-            self.outputs = [self.steps[-1].id]
+            multi_file = [step.id for step in self.steps if step.type in MULTI_FILE_TYPES]
+            self.outputs = list(dict.fromkeys([*multi_file, self.steps[-1].id]))
         _raise_errors(list(_graph_errors(self)))
         return self
 
@@ -436,6 +625,7 @@ class CombinedParams(SpecModel):
 def _graph_errors(combined: CombinedParams) -> Iterator[ErrorItem]:
     """Duplicate ids, unknown/forward/self references, wrong-kind references, bad outputs."""
     seen: dict[str, int] = {}
+    multi_file = {step.id for step in combined.steps if step.type in MULTI_FILE_TYPES}
     for index, step in enumerate(combined.steps):
         if step.id in seen:
             yield (("steps", index, "id"), "duplicate_step", f"duplicate step id {step.id!r}",
@@ -454,6 +644,10 @@ def _graph_errors(combined: CombinedParams) -> Iterator[ErrorItem]:
                 yield (use.loc, "forward_ref",
                        f"step {use.step_id!r} comes later; only earlier steps can be used",
                        use.value)
+            elif use.step_id in multi_file:
+                yield (use.loc, "ref_kind",
+                       f"step {use.step_id!r} makes a set of files (thumbnails or a package); "
+                       "no step can use its output", use.value)
             elif "video" not in use.accepts:
                 yield (use.loc, "ref_kind",
                        f"a step produces a video; this parameter needs "
@@ -529,7 +723,7 @@ def _filters_video(step: Step) -> bool:
         return True
     if isinstance(params, SubtitlesParams):
         return params.mode == "burn"
-    return isinstance(params, JoinParams) and params.mode == "reencode"
+    return _reencodes(params)
 
 
 def _filters_audio(step: Step) -> bool:
@@ -537,7 +731,14 @@ def _filters_audio(step: Step) -> bool:
     params = step.params
     if isinstance(params, AudioOverlayParams):
         return True
-    return isinstance(params, JoinParams) and params.mode == "reencode"
+    return _reencodes(params)
+
+
+def _reencodes(params: object) -> bool:
+    """Steps that re-encode every stream: a join or transcode asked to, a frame-exact trim."""
+    if isinstance(params, JoinParams | TranscodeParams):
+        return params.mode == "reencode"
+    return isinstance(params, TrimParams) and params.accurate
 
 
 def _copy_conflicts(spec: JobSpec) -> Iterator[ErrorItem]:
@@ -551,7 +752,8 @@ def _copy_conflicts(spec: JobSpec) -> Iterator[ErrorItem]:
                "this job changes the audio, so it cannot be stream-copied", "copy")
     for index, step in enumerate(steps):
         params = step.params
-        if isinstance(params, JoinParams) and params.mode == "copy" and spec.output.changes_frames:
+        if isinstance(params, JoinParams | TranscodeParams) and params.mode == "copy" and \
+                spec.output.changes_frames:
             loc = ("params", "mode") if spec.type != "combined" else (
                 "params", "steps", index, "params", "mode")
             yield loc, "copy_conflict", "copy mode cannot apply width, height or fps", "copy"

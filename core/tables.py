@@ -108,6 +108,8 @@ class MediaFile(Table, tablename="mf_media_file"):
     is_deleted = Boolean(default=False)
     deleted_at = Timestamptz(null=True, default=None)
     purged_at = Timestamptz(null=True, default=None)
+    share_generation = Integer(
+        default=0, help_text="Signed into share links; bumping it revokes every one of them")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     updated_at = Timestamptz(default=TimestamptzNow())
 

@@ -4,8 +4,8 @@
 from dashboards.panels import dashboard, quantiles, timeseries
 
 # Streaming routes last as long as their transfer: uploads (POST /files, whose route the
-# file list shares), downloads, package members and job event streams.
-NOT_STREAMING = '{route!~".*/events|.*/download|.*/members/.*|/api/v1/files"}'
+# file list shares), downloads, package members, share links (/s/…) and job event streams.
+NOT_STREAMING = '{route!~".*/events|.*/download|.*/members/.*|/api/v1/files|/s/.*"}'
 REQUESTS = "mediaflow_http_requests_total"
 DURATION = "mediaflow_http_request_duration_seconds"
 
@@ -40,8 +40,8 @@ dashboard = dashboard(
                        description=(
                 "Request duration quantiles over 5 minutes, first byte in to last byte out, "
                 "excluding streaming routes (uploads and the file list that shares their "
-                "route, downloads, package members, event streams), whose duration is the "
-                "transfer's. The MediaflowApiLatencyHigh alert watches p99.")),
+                "route, downloads, package members, share links, event streams), whose "
+                "duration is the transfer's. The MediaflowApiLatencyHigh alert watches p99.")),
             timeseries("Latency p95 by route",
                        quantiles(DURATION, "method, route", levels=(0.95,)), unit="s",
                        description=(

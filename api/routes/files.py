@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,9 +20,10 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
+from api.serving import parse_range, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource
@@ -35,12 +35,15 @@ from core.tables import Job, MediaFile
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: any real offset
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing when judging a declared Content-Length."""
 
 
 class FileMetadata(BaseModel):
+    """What the probe found. A ``package`` File (docs/API.md, "Package files") carries
+    instead ``entry`` (the member to open first), ``members`` (``[{path, size}]``) and the
+    package's own facts (``format``, ``renditions``, a sprite's layout, ...)."""
+
     duration: float | None = None
     duration_source: Literal["header", "measured"] | None = None
     """Audio and video: ``header`` when the file declares its duration, ``measured`` when
@@ -60,6 +63,8 @@ class FileMetadata(BaseModel):
     channels: int | None = None
     bit_rate: int | None = None
     streams: list[dict[str, Any]] = []
+
+    model_config = ConfigDict(extra="allow")  # a package's facts pass through as they are
 
 
 class FilePublic(BaseModel):
@@ -265,40 +270,17 @@ async def get_file(file_id: str, user: CurrentUser) -> dict[str, Any]:
     return file_public(await load_file(file_id, user.id))
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end) inclusive for a single ``bytes=`` range; None for the whole file.
-
-    Headers this does not understand (other units, several ranges, ``last < first``)
-    are ignored, as RFC 9110 §14.2 allows; a well-formed range that misses the
-    file is a 416.
-    """
-    if not header:
-        return None
-    match = RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return None
-    first, last = match.group(1), match.group(2)
-    if first:
-        start = int(first)
-        if last and int(last) < start:
-            return None  # syntactically invalid: ignore it
-        end = min(int(last), size - 1) if last else size - 1
-    else:  # suffix range: the last N bytes
-        start, end = max(size - int(last), 0), size - 1
-    if start >= size or start > end:
-        raise HTTPException(status.HTTP_416_RANGE_NOT_SATISFIABLE, detail="range not satisfiable",
-                            headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
 @router.get("/{file_id}/download", name="download", response_class=StreamingResponse,
             responses={206: {"description": "partial content (Range)"},
                        307: {"description": "redirect to a presigned S3 URL"},
                        416: {"description": "range not satisfiable"}})
 async def download_file(file_id: str, request: Request, user: CurrentUser,
                         storage: StorageDep) -> Response:
-    """The bytes, with Range support and a safe Content-Disposition; or a 307 to S3."""
+    """The bytes, with Range support and a safe Content-Disposition; or a 307 to S3. A
+    package is a zip of its members, streamed as it is written."""
     row = await load_file(file_id, user.id)
+    if row["kind"] == FileKind.package:
+        return zip_response(storage, row)
     url = await storage.presign_get(row["storage_key"], filename=row["filename"],
                                     content_type=row["content_type"])
     if url:

@@ -1,9 +1,19 @@
-"""``GET /health``: one line per dependency, 503 naming what is down."""
+"""``GET /health`` (readiness: one line per dependency, 503 naming what is down) and
+``GET /health/live`` (liveness: the process answers).
+
+A load balancer or orchestrator probes ``/health/live`` to know the process is alive,
+and ``/health`` to know it can serve. The deep checks (a database query, a Temporal
+health call, a storage write, ``ffmpeg -version``) run at most once per
+:data:`CHECK_EVERY` seconds whatever the probing rate; answers in between reuse the last
+result, and concurrent probes share one run.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -15,6 +25,7 @@ from core.ffmpeg import ffmpeg_version
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 3.0
+CHECK_EVERY = 1.0
 
 
 async def _run(check: Callable[[], Awaitable[object]]) -> str:
@@ -27,20 +38,47 @@ async def _run(check: Callable[[], Awaitable[object]]) -> str:
     return "ok"
 
 
+class HealthChecks:
+    """The last deep check and when it ran; one refresh at a time."""
+
+    def __init__(self) -> None:
+        self._result: dict[str, Any] | None = None
+        self._checked_at = 0.0
+        self._refresh: asyncio.Task[dict[str, Any]] | None = None
+
+    async def current(self, state: Any) -> dict[str, Any]:
+        fresh = time.monotonic() - self._checked_at < CHECK_EVERY
+        if self._result is not None and fresh:
+            return self._result
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.create_task(self._check(state))
+        return await asyncio.shield(self._refresh)
+
+    async def _check(self, state: Any) -> dict[str, Any]:
+        names = ("database", "temporal", "storage", "ffmpeg")
+        results = await asyncio.gather(
+            _run(lambda: ping(state.engine)),
+            _run(state.temporal.check),
+            _run(state.storage.check),
+            _run(ffmpeg_version),
+        )
+        self._result = {"status": "ok" if all(r == "ok" for r in results) else "error",
+                        "checks": dict(zip(names, results, strict=True))}
+        self._checked_at = time.monotonic()
+        return self._result
+
+
 @router.get("/health", name="check", response_model=Health,
             responses={503: {"model": Health, "description": "a check failed"}})
 async def health(request: Request) -> JSONResponse:
     state = request.app.state
-    names = ("database", "temporal", "storage", "ffmpeg")
-    results = await asyncio.gather(
-        _run(lambda: ping(state.engine)),
-        _run(state.temporal.check),
-        _run(state.storage.check),
-        _run(ffmpeg_version),
-    )
-    checks = dict(zip(names, results, strict=True))
-    healthy = all(result == "ok" for result in results)
-    return JSONResponse(
-        {"status": "ok" if healthy else "error", "checks": checks},
-        status_code=200 if healthy else 503,
-    )
+    if not hasattr(state, "health"):
+        state.health = HealthChecks()
+    result = await state.health.current(state)
+    return JSONResponse(result, status_code=200 if result["status"] == "ok" else 503)
+
+
+@router.get("/health/live", name="live")
+async def live() -> dict[str, str]:
+    """The process is up and its event loop answers; nothing else is checked."""
+    return {"status": "ok"}

@@ -26,6 +26,7 @@ from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+from core.ffmpeg import available_encoders
 from core.files import files_locked, load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
@@ -82,7 +83,8 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
                                        "no GPU worker is available; use 'auto' or 'cpu'",
                                        "no_gpu_worker")])
     try:
-        plan = compile_plan(spec, media_of(inputs), settings.max_media_seconds)
+        plan = compile_plan(spec, media_of(inputs), settings.max_media_seconds,
+                            encoders=await asyncio.to_thread(available_encoders))
     except SpecError as exc:
         raise unprocessable([exc]) from exc
     return {"plan": plan.public(), "warnings": list(plan.warnings)}

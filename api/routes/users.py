@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from api.deps import Limit, Offset, SuperUser, TemporalDep
 from api.users.auth import fastapi_users
+from api.users.db import forget_user
 from api.users.schemas import UserRead, UserUpdate
 from core.tables import Job, MediaFile, User
 from core.temporal import JOBS_QUEUE
@@ -117,6 +118,7 @@ async def delete_user(id: str, admin: SuperUser, temporal: TemporalDep) -> UserD
     marked = await User.update({User.deleted_at: now, User.is_active: False,
                                 User.updated_at: now}).where(
         User.id == target, User.deleted_at.is_null()).returning(User.id)
+    forget_user(target, User)
     workflow_id = delete_user_workflow_id(str(target))
     try:
         await temporal.start_workflow(

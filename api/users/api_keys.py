@@ -27,6 +27,7 @@ from fastapi_users.openapi import OpenAPIResponseType
 from api.users.models import UserModel
 from api.users.tokens import token_digest
 from core.tables import ApiKey
+from core.ttlcache import TTLCache
 
 API_KEY_HEADER = "X-API-Key"
 KEY_SHAPE = re.compile(r"^mf_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
@@ -66,20 +67,32 @@ async def revoke_api_key(user_id: uuid.UUID, key_id: uuid.UUID) -> bool:
         .where((ApiKey.id == key_id) & (ApiKey.user == user_id) & ApiKey.revoked_at.is_null())
         .returning(ApiKey.id)
     )
+    KEY_OWNERS.forget_where(lambda owner: owner[0] == key_id)
     return bool(revoked)
+
+
+KEY_CACHE_SECONDS = 1.0
+"""How long a key's owner is remembered; revoking forgets it at once in this process,
+and other API processes refuse a revoked key within this."""
+KEY_OWNERS: TTLCache[str, tuple[uuid.UUID, uuid.UUID]] = TTLCache(KEY_CACHE_SECONDS)
 
 
 async def user_id_for_key(key: str) -> uuid.UUID | None:
     """The owner of a live key, or None; refreshes ``last_used_at`` when stale."""
     if not KEY_SHAPE.match(key):
         return None  # not even shaped like a key: no database round trip
+    digest = token_digest(key)
+    cached = KEY_OWNERS.get(digest)
+    if cached is not None:
+        return cached[1]
     row = (
         await ApiKey.select(ApiKey.id, ApiKey.user, ApiKey.last_used_at)
-        .where((ApiKey.key_hash == token_digest(key)) & ApiKey.revoked_at.is_null())
+        .where((ApiKey.key_hash == digest) & ApiKey.revoked_at.is_null())
         .first()
     )
     if row is None:
         return None
+    KEY_OWNERS.put(digest, (row["id"], row["user"]))
     now = datetime.now(UTC)
     if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
         await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])

@@ -38,16 +38,18 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_access_strategy(request: Request) -> AccessTokenStrategy:
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` one in a worker thread,
+# a hop that cost more than the work on every authenticated request.
+async def get_access_strategy(request: Request) -> AccessTokenStrategy:
     settings = _settings(request)
     return AccessTokenStrategy(settings.jwt_secret_value(), settings.access_token_seconds)
 
 
-def get_refresh_store(request: Request) -> RefreshTokenStore:
+async def get_refresh_store(request: Request) -> RefreshTokenStore:
     return RefreshTokenStore(_settings(request).refresh_token_seconds)
 
 
-def get_api_key_strategy() -> ApiKeyStrategy:
+async def get_api_key_strategy() -> ApiKeyStrategy:
     return ApiKeyStrategy()
 
 

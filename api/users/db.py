@@ -36,6 +36,18 @@ from piccolo.query.functions.string import Lower
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
+from core.ttlcache import TTLCache
+
+USER_CACHE_SECONDS = 1.0
+"""How stale a user row read by id may be: a deactivation made by another API process is
+honoured within this (in the process that made it, at once)."""
+USERS: TTLCache[tuple[str, str], Any] = TTLCache(USER_CACHE_SECONDS)
+
+
+def forget_user(user_id: Any, table: type[Table]) -> None:
+    """Drop a cached row after a write that did not go through the adapter."""
+    USERS.forget((table._meta.tablename, str(user_id)))
+
 
 class UserIntegrityError(exceptions.UserAlreadyExists):
     """A unique column (email, username) already holds the value being written."""
@@ -57,7 +69,16 @@ class PiccoloUserDatabase(Generic[UP], BaseUserDatabase[UP, Any]):
         self.user_table: Any = user_table
 
     async def get(self, id: Any) -> UP | None:
-        return await self._first(self.user_table._meta.primary_key == id)
+        """By id: every authenticated request asks, so found rows are kept for
+        :data:`USER_CACHE_SECONDS` (writes through this adapter forget them at once)."""
+        key = (self.user_table._meta.tablename, str(id))
+        cached = USERS.get(key)
+        if cached is not None:
+            return cast(UP, cached)
+        user = await self._first(self.user_table._meta.primary_key == id)
+        if user is not None:
+            USERS.put(key, user)
+        return user
 
     async def get_by_email(self, email: str) -> UP | None:
         """Case-insensitive, like the SQLAlchemy adapter's ``func.lower`` lookup.
@@ -91,6 +112,7 @@ class PiccoloUserDatabase(Generic[UP], BaseUserDatabase[UP, Any]):
             values[table._meta.get_column_by_name("updated_at")] = datetime.now(UTC)
         primary_key = table._meta.primary_key
         await self._write(table.update(values).where(primary_key == user.id))
+        forget_user(user.id, table)
         updated = await self.get(user.id)
         if updated is None:  # deleted meanwhile
             raise exceptions.UserNotExists()
@@ -99,6 +121,7 @@ class PiccoloUserDatabase(Generic[UP], BaseUserDatabase[UP, Any]):
     async def delete(self, user: UP) -> None:
         table = self.user_table
         await table.delete().where(table._meta.primary_key == user.id)
+        forget_user(user.id, table)
 
     async def get_by_oauth_account(self, oauth: str, account_id: str) -> UP | None:
         raise NotImplementedError("mediaflow has no OAuth accounts")

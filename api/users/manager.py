@@ -131,11 +131,11 @@ class UserManager(UUIDIDMixin, BaseUserManager[UserModel, uuid.UUID]):
             raise exceptions.UserAlreadyExists()
 
 
-def get_user_db() -> PiccoloUserDatabase[UserModel]:
+async def get_user_db() -> PiccoloUserDatabase[UserModel]:
     return PiccoloUserDatabase(User)
 
 
-def get_user_manager(
+async def get_user_manager(
     user_db: PiccoloUserDatabase[UserModel] = Depends(get_user_db),
 ) -> UserManager:
     return UserManager(user_db)

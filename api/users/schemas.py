@@ -30,6 +30,8 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
     """The public ``User``: ``{id, email, username, is_active, is_superuser,
     is_verified, settings, created_at}``; never the password hash."""
 
+    # validated when it was written; re-checking it on every read cost more than the rest
+    email: Annotated[str, Field(json_schema_extra={"format": "email"})]
     username: str
     settings: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime

@@ -32,23 +32,27 @@ work: 1.0 when video is re-encoded, 0.1 when only audio is, 0.05 for pure stream
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.mediainfo import MediaInfo
 from core.plan.graph import RunBuilder, Streams
-from core.plan.model import Plan, PlanStep
+from core.plan.model import DIRECTORY_OUTPUT, Plan, PlanStep
+from core.plan.multifile import MULTI_FILE_OPERATIONS
 from core.plan.ops import OPERATIONS, StepContext
 from core.plan.output import WrittenOutput, write_output
 from core.plan.target import Target
 from core.spec import (
+    MULTI_FILE_TYPES,
     AudioOverlayParams,
     JobSpec,
     JoinParams,
     MediaUse,
     SpecError,
     Step,
+    TranscodeParams,
     VideoOverlayParams,
     media_uses,
 )
@@ -57,7 +61,9 @@ from core.spec import (
 OP_MAX_LENGTH = 32
 #: Short step names for fused ops: "fused:join+text+audio+subtitles".
 _FUSED_NAMES = {"join": "join", "text_overlay": "text", "audio_overlay": "audio",
-                "video_overlay": "overlay", "subtitles": "subtitles"}
+                "video_overlay": "overlay", "subtitles": "subtitles", "trim": "trim",
+                "transcode": "transcode", "thumbnails": "thumbnails", "package": "package"}
+FFMPEG_PREFIX = ("ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats")
 WEIGHT_VIDEO_ENCODE = 1.0
 WEIGHT_AUDIO_ENCODE = 0.1
 WEIGHT_COPY = 0.05
@@ -80,13 +86,16 @@ class _JobStep:
 
 
 def compile_plan(spec: JobSpec, media: dict[str, MediaInfo],
-                 max_media_seconds: float | None = None) -> Plan:
+                 max_media_seconds: float | None = None,
+                 encoders: frozenset[str] | None = None) -> Plan:
     """The FFmpeg runs for ``spec``; ``media`` maps every referenced file id to its probe.
 
     Raises :class:`SpecError` (→ 422) when the inputs make the spec impossible, e.g. a
     ``join`` in ``copy`` mode over clips that differ, or when the runs would together
     produce more than ``max_media_seconds`` of media (fifty hour-long clips joined, say:
-    refused like an over-long upload).
+    refused like an over-long upload). ``encoders`` — the encoder names of the ffmpeg that
+    will run the plan (``core.ffmpeg.available_encoders``) — makes a codec that build
+    cannot write a 422 too; None or empty skips that check.
     """
     job_steps = _job_steps(spec)
     kept = spec.output_step_ids()
@@ -96,6 +105,8 @@ def compile_plan(spec: JobSpec, media: dict[str, MediaInfo],
     plan_steps: list[PlanStep] = []
     for group in _partition(live, kept, fused):
         plan_step = _compile_run(spec, group, infos, kept, index=len(plan_steps))
+        if encoders:
+            _check_encoders(plan_step, group[-1], encoders)
         plan_steps.append(plan_step)
     plan = Plan(plan_steps, warnings)
     if max_media_seconds is not None and plan.media_seconds > max_media_seconds:
@@ -148,7 +159,8 @@ def _flows_into(previous: _JobStep, current: _JobStep,
     if previous.step.id in kept or len(uses) != 1:
         return False
     consumer, use = uses[0]
-    return consumer is current and not _needs_real_input(current.step, use)
+    return consumer is current and current.step.type not in MULTI_FILE_TYPES \
+        and not _needs_real_input(current.step, use)
 
 
 def _needs_real_input(step: Step, use: MediaUse) -> bool:
@@ -165,6 +177,8 @@ def _needs_real_input(step: Step, use: MediaUse) -> bool:
 def _compile_run(spec: JobSpec, group: list[_JobStep], infos: dict[str, MediaInfo],
                  kept: list[str], index: int) -> PlanStep:
     """Build one run from a group of fused steps; record its output for later ``@refs``."""
+    if group[-1].step.type in MULTI_FILE_TYPES:
+        return _directory_run(spec, group[-1], infos, index)
     run = RunBuilder()
     streams: Streams | None = None
     carried_ref: str | None = None
@@ -176,9 +190,60 @@ def _compile_run(spec: JobSpec, group: list[_JobStep], infos: dict[str, MediaInf
     last = group[-1]
     keep = last.step.id in kept
     target = Target.final(spec.output) if keep else Target.intermediate(spec.output)
-    written = write_output(run, streams, target, force_copy=_is_join_copy(group))
+    mode = last.step.params.mode if isinstance(last.step.params, TranscodeParams) else None
+    written = write_output(run, streams, target,
+                           force_copy=_is_join_copy(group) or mode == "copy",
+                           force_encode=mode == "reencode")
     infos[last.ref] = written.info
     return _plan_step(index, group, run, written, target, keep)
+
+
+_ENCODER_OPTION = re.compile(r"^-c:([va])(?::\d+)?$")
+
+
+def _check_encoders(step: PlanStep, last: _JobStep, encoders: frozenset[str]) -> None:
+    """A SpecError for the first encoder in ``step`` that this ffmpeg build lacks."""
+    for position, arg in enumerate(step.argv[:-1]):
+        match = _ENCODER_OPTION.match(arg)
+        encoder = step.argv[position + 1]
+        if not match or encoder == "copy" or encoder in encoders:
+            continue
+        if last.step.type in MULTI_FILE_TYPES:
+            loc: tuple[str | int, ...] = (*last.loc, "format")
+        else:
+            loc = ("output", "video_codec" if match.group(1) == "v" else "audio_codec")
+        raise SpecError(loc, f"this server's ffmpeg has no {encoder} encoder; choose another "
+                             "codec or format", "encoder_missing")
+
+
+def _directory_run(spec: JobSpec, job_step: _JobStep, infos: dict[str, MediaInfo],
+                   index: int) -> PlanStep:
+    """A thumbnails or package run: always alone (the compiler never fuses into one), its
+    result a directory published as one ``package`` File."""
+    run = RunBuilder()
+    ctx = StepContext(run, spec.output, job_step.loc, infos)
+    produced = MULTI_FILE_OPERATIONS[job_step.step.type](ctx, job_step.step.params)
+    infos[job_step.ref] = MediaInfo(format_name="package", kind=DIRECTORY_OUTPUT,
+                                    duration=produced.expected_seconds)
+    return PlanStep(
+        index=index,
+        step_id=job_step.step.id,
+        op=job_step.step.type,
+        covers=[job_step.step.id],
+        gpu_capable=bool(run.video_inputs),
+        sources=list(run.placed.values()),
+        scratch_files=dict(run.scratch_files),
+        argv=[*FFMPEG_PREFIX, *run.input_args, *run.filter_args(), *produced.args],
+        output_name="out",
+        output_kind=DIRECTORY_OUTPUT,
+        keep_output=True,
+        expected_seconds=produced.expected_seconds,
+        weight=produced.weight,
+        video_inputs=list(run.video_inputs),
+        output_entry=produced.entry,
+        output_metadata=produced.metadata,
+        output_extras=produced.extras,
+    )
 
 
 def op_name(types: Sequence[str]) -> str:
@@ -197,10 +262,7 @@ def _is_join_copy(group: list[_JobStep]) -> bool:
 
 def _plan_step(index: int, group: list[_JobStep], run: RunBuilder, written: WrittenOutput,
                target: Target, keep: bool) -> PlanStep:
-    argv = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-y", "-progress", "pipe:1", "-nostats",
-        *run.input_args, *run.filter_args(), *written.args,
-    ]
+    argv = [*FFMPEG_PREFIX, *run.input_args, *run.filter_args(), *written.args]
     types = [job_step.step.type for job_step in group]
     duration = written.info.duration
     factor = (WEIGHT_VIDEO_ENCODE if written.video_encoded

@@ -95,9 +95,18 @@ def format_number(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def concat_list(names: list[str]) -> str:
-    """An ffconcat list of plain relative names (concat demuxer ``safe=1`` accepts these)."""
-    for name in names:
+def concat_list(names: list[str],
+                points: list[tuple[float | None, float | None]] | None = None) -> str:
+    """An ffconcat list of plain relative names (concat demuxer ``safe=1`` accepts these),
+    each optionally with an ``inpoint``/``outpoint`` in seconds (None: the file's own)."""
+    lines = ["ffconcat version 1.0\n"]
+    for position, name in enumerate(names):
         if not _CONCAT_NAME.match(name) or ".." in name:
             raise ValueError(f"not a safe concat entry: {name!r}")
-    return "ffconcat version 1.0\n" + "".join(f"file '{name}'\n" for name in names)
+        lines.append(f"file '{name}'\n")
+        inpoint, outpoint = points[position] if points else (None, None)
+        if inpoint:
+            lines.append(f"inpoint {format_number(inpoint)}\n")
+        if outpoint is not None:
+            lines.append(f"outpoint {format_number(outpoint)}\n")
+    return "".join(lines)

@@ -93,10 +93,14 @@ class RunBuilder:
         return self.placed[source]
 
     def open(self, source: str, info: MediaInfo, *, loop: bool = False,
-             carry_subtitles: bool = False) -> Streams:
-        """Add ``source`` as an FFmpeg input and return its first video/audio streams."""
+             carry_subtitles: bool = False, window: list[str] | None = None) -> Streams:
+        """Add ``source`` as an FFmpeg input and return its first video/audio streams.
+
+        ``window`` is input options such as ``["-ss", "1.5", "-t", "2"]``: FFmpeg then reads
+        (and, when decoding, delivers frame-exactly) only that stretch of the file.
+        """
         placed = self.place(source, info)
-        options = ["-stream_loop", "-1"] if loop else []
+        options = [*(["-stream_loop", "-1"] if loop else []), *(window or [])]
         index = self._add_input(f"{{{placed.placeholder}}}", info.demuxer, options,
                                 decodes_video=info.kind == "video")
         return self._streams(index, info, carry_subtitles)
@@ -105,8 +109,10 @@ class RunBuilder:
         placed = self.place(source, info)
         return self._add_input(f"{{{placed.placeholder}}}", info.demuxer, [], decodes_video=False)
 
-    def open_concat(self, sources: list[tuple[str, MediaInfo]], joined: MediaInfo) -> Streams:
-        """The concat demuxer over placed inputs: packets joined without decoding.
+    def open_concat(self, sources: list[tuple[str, MediaInfo]], joined: MediaInfo,
+                    points: list[tuple[float | None, float | None]] | None = None) -> Streams:
+        """The concat demuxer over placed inputs: packets joined without decoding. ``points``
+        gives each entry an in and out point (a source may then appear several times).
 
         ``-safe 1`` (the default, spelled out) only accepts plain relative names, and
         ``-format_whitelist`` — inherited by the files the list opens — limits those files to
@@ -114,7 +120,7 @@ class RunBuilder:
         """
         names = [self.place(source, info).filename for source, info in sources]
         list_name = self.scratch_name("concat", "txt")
-        self.scratch_files[list_name] = concat_list(names)
+        self.scratch_files[list_name] = concat_list(names, points)
         demuxers = ",".join(sorted({"concat", *(info.demuxer for _, info in sources)}))
         index = self._add_input(f"{{scratch:{list_name}}}", "concat",
                                 ["-format_whitelist", demuxers], after_format=["-safe", "1"],

@@ -10,12 +10,17 @@ Each :class:`PlanStep` runs in its own scratch directory ``D``:
   Inputs are placed even when argv does not name them: a concat list refers to them by
   their bare file name, and the subtitles filter by path.
 * ``{scratch:NAME}`` — the runner writes ``scratch_files[NAME]`` (UTF-8) to ``D/NAME``.
-* ``{out}`` — where FFmpeg writes the result, ``D/<output_name>``.
+* ``{out}`` — where FFmpeg writes the result, ``D/<output_name>``. For a directory output
+  (``output_kind`` ``package``: HLS/DASH packages, thumbnails) ``{out}`` is a directory the
+  runner creates first; FFmpeg writes its members there, and the runner adds
+  ``output_extras`` (text members such as a sprite's WebVTT index) after it succeeds.
 
 :meth:`PlanStep.paths_in` builds exactly that mapping, and :meth:`PlanStep.render`
-substitutes it. A placeholder that is a whole argument becomes the path as is; one embedded
-in a larger argument (only filtergraphs embed them) becomes the path escaped for a
-filtergraph value. Paths must be absolute, so none can start with ``-`` or read as a URL.
+substitutes it. A placeholder that is a whole argument becomes the path as is; one followed
+by a plain relative name (``{out}/v%v.m3u8``: letters, digits, ``_ . - % $``) becomes the path
+joined with that name; one embedded anywhere else (only filtergraphs embed them) becomes the
+path escaped for a filtergraph value. Paths must be absolute, so none can start with ``-``
+or read as a URL.
 
 One type from compiler to runner
 --------------------------------
@@ -35,6 +40,10 @@ from typing import Any
 from core.plan.escape import escape_filter_value
 
 PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}")
+#: A placeholder followed by one plain relative name: a path inside a directory output.
+PATH_IN_PLACEHOLDER = re.compile(r"\{(in\d+|out|scratch:[A-Za-z0-9_.-]+)\}(/[A-Za-z0-9_.%$-]+)")
+#: ``output_kind`` of a run whose result is a directory of files (one ``package`` File).
+DIRECTORY_OUTPUT = "package"
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,8 @@ class PlanStep:
     op: str  # step type, or "fused:join+text+..." when several steps share one run (≤ 32)
     argv: list[str]
     sources: list[PlanInput]
-    output_name: str  # "out.mp4"
-    output_kind: str = "video"  # "video" or "audio"
+    output_name: str  # "out.mp4"; "out" for a directory output
+    output_kind: str = "video"  # "video", "audio", or "package" (a directory of files)
     scratch_files: dict[str, str] = field(default_factory=dict)
     gpu_capable: bool = False  # decodes video, so NVDEC can help; else CPU only (copy/audio)
     expected_seconds: float = 0.0  # seconds of output, for progress percent; 0 when unknown
@@ -71,6 +80,15 @@ class PlanStep:
     keep_output: bool = True  # whether the output becomes a job output File
     covers: list[str] = field(default_factory=list)  # job step ids computed by this run
     video_inputs: list[str] = field(default_factory=list)  # "-i" targets that carry video
+    # directory outputs only: the member a client opens first ("master.m3u8"), facts known
+    # when compiling (merged into the File's metadata), text members the runner adds
+    output_entry: str = ""
+    output_metadata: dict[str, Any] = field(default_factory=dict)
+    output_extras: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_directory_output(self) -> bool:
+        return self.output_kind == DIRECTORY_OUTPUT
 
     @property
     def output_ext(self) -> str:
@@ -97,6 +115,9 @@ class PlanStep:
         whole = PLACEHOLDER.fullmatch(arg)
         if whole:
             return paths[whole.group(1)]
+        inside = PATH_IN_PLACEHOLDER.fullmatch(arg)
+        if inside and ".." not in inside.group(2):
+            return paths[inside.group(1)] + inside.group(2)
         return PLACEHOLDER.sub(lambda m: escape_filter_value(paths[m.group(1)]), arg)
 
     def _check_paths(self, paths: dict[str, str]) -> None:

@@ -22,11 +22,15 @@ from core.spec import (
     SpecError,
     SubtitlesParams,
     TextOverlayParams,
+    TranscodeParams,
+    TrimParams,
     VideoOverlayParams,
 )
 from core.styles import FONTS
 
 DEFAULT_FPS = 25.0
+#: How far past the probed end a trim may reach (probe durations are rounded): beyond it, 422.
+TRIM_SLACK_SECONDS = 0.01
 #: Properties every input must share for the concat demuxer (and so for stream copy).
 CONCAT_KEYS = ("demuxer", "video_codec", "width", "height", "rotation", "fps", "pix_fmt",
                "has_audio", "audio_codec", "sample_rate", "channels")
@@ -264,10 +268,136 @@ def _base_video(ctx: StepContext, ref: str) -> tuple[Streams, Pad]:
     return base, base.video
 
 
+# --------------------------------------------------------------------------- transcode, trim
+
+
+def transcode(ctx: StepContext, params: TranscodeParams) -> Streams:
+    """The input as it is: ``core.plan.output`` decides, per stream, copy or encode (the
+    compiler passes ``mode`` on as ``force_copy``/``force_encode``)."""
+    return ctx.open(("input",), params.input)
+
+
+def trim(ctx: StepContext, params: TrimParams) -> Streams:
+    """Cut one range or several and join them in order.
+
+    * From a file, frame-exact (``accurate``): the file is opened once per range with
+      ``-ss``/``-t`` input options — FFmpeg seeks near the range, then decodes and drops
+      frames up to its exact start — and the ranges meet in the concat filter, which pads
+      a segment's shorter stream, so sound stays in sync across the joins.
+    * From a file, on keyframes: one concat-demuxer list naming the file once per range with
+      ``inpoint``/``outpoint``; packets are copied, each range starting at the keyframe
+      before its in point.
+    * Fused after another step (streams, not a file): ``trim``/``atrim`` filters on the
+      streams, split when there are several ranges.
+    """
+    info = ctx.info(("input",), params.input)
+    if info.duration is None:
+        raise ctx.error(("input",), "the media duration is unknown", "unknown_duration")
+    media_seconds = info.duration
+    ranges = _checked_ranges(ctx, params, media_seconds)
+    total = sum(end - start for start, end in ranges)
+    carried = params.input == ctx.carried_ref and ctx.carried is not None
+    if carried:
+        return _trim_by_filter(ctx, ctx.open(("input",), params.input), ranges, total)
+    if not params.accurate:
+        points: list[tuple[float | None, float | None]] = [
+            (start, None if end >= media_seconds else end) for start, end in ranges]
+        joined = info.with_(duration=total, subtitles=())
+        try:
+            return ctx.run.open_concat([(params.input, info)] * len(ranges), joined, points)
+        except UnsupportedMedia as exc:
+            raise ctx.error(("input",), str(exc), "unsupported_media") from exc
+    pieces = []
+    for start, end in ranges:
+        window = ["-ss", format_number(start), "-t", format_number(end - start)]
+        try:
+            clip = ctx.run.open(params.input, info, window=window)
+        except UnsupportedMedia as exc:
+            raise ctx.error(("input",), str(exc), "unsupported_media") from exc
+        pieces.append(_restamped(ctx, clip))
+    return _concat_pieces(ctx, pieces, info, total)
+
+
+def _checked_ranges(ctx: StepContext, params: TrimParams,
+                    media_seconds: float) -> list[tuple[float, float]]:
+    """The ranges, each inside the media (an end within the slack is clamped to it)."""
+    checked = []
+    for position, (start, end) in enumerate(params.ranges(media_seconds)):
+        assert end is not None  # ranges() fills the media end in
+        start_loc: tuple[str | int, ...]
+        end_loc: tuple[str | int, ...]
+        if params.segments is not None:
+            start_loc, end_loc = ("segments", position, "start"), ("segments", position, "end")
+        else:
+            start_loc = ("start",)
+            end_loc = ("duration",) if params.duration is not None else ("end",)
+        if start >= media_seconds:
+            raise ctx.error(start_loc, f"starts at or after the end of the media "
+                                       f"({format_number(media_seconds)} s)", "out_of_range")
+        if end > media_seconds + TRIM_SLACK_SECONDS:
+            raise ctx.error(end_loc, f"ends after the end of the media "
+                                     f"({format_number(media_seconds)} s)", "out_of_range")
+        checked.append((start, min(end, media_seconds)))
+    return checked
+
+
+def _restamped(ctx: StepContext, clip: Streams) -> Streams:
+    """Timestamps from zero; going through a filter also marks the streams as re-encoded."""
+    video = ctx.run.chain([clip.video], [filter_spec("setpts", expr="PTS-STARTPTS")], "v") \
+        if clip.video is not None else None
+    audio = ctx.run.chain([clip.audio], [filter_spec("asetpts", expr="PTS-STARTPTS")], "a") \
+        if clip.audio is not None else None
+    return Streams(clip.info, video, audio)
+
+
+def _concat_pieces(ctx: StepContext, pieces: list[Streams], info: MediaInfo,
+                   total: float) -> Streams:
+    """One piece as is; several through the concat filter (video and audio together)."""
+    first = pieces[0]
+    predicted = info.with_(duration=total, video_codec=None, audio_codec=None, subtitles=())
+    if len(pieces) == 1:
+        return Streams(predicted, first.video, first.audio)
+    with_video, with_audio = first.video is not None, first.audio is not None
+    inputs: list[Pad] = []
+    for piece in pieces:
+        inputs += [pad for pad in (piece.video, piece.audio) if pad is not None]
+    labels = ["v"] * with_video + ["a"] * with_audio
+    concat = filter_spec("concat", n=len(pieces), v=int(with_video), a=int(with_audio))
+    pads = ctx.run.chain_multi(inputs, [concat], labels)
+    video = pads[0] if with_video else None
+    audio = pads[-1] if with_audio else None
+    return Streams(predicted, video, audio)
+
+
+def _trim_by_filter(ctx: StepContext, base: Streams, ranges: list[tuple[float, float]],
+                    total: float) -> Streams:
+    count = len(ranges)
+    videos: list[Pad | None] = [None] * count
+    audios: list[Pad | None] = [None] * count
+    if base.video is not None:
+        videos = list(ctx.run.chain_multi([base.video], [filter_spec("split", outputs=count)],
+                                          ["v"] * count)) if count > 1 else [base.video]
+    if base.audio is not None:
+        audios = list(ctx.run.chain_multi([base.audio], [filter_spec("asplit", outputs=count)],
+                                          ["a"] * count)) if count > 1 else [base.audio]
+    pieces = []
+    for (start, end), video, audio in zip(ranges, videos, audios, strict=True):
+        cut_video = ctx.run.chain([video], [
+            filter_spec("trim", start=start, end=end),
+            filter_spec("setpts", expr="PTS-STARTPTS")], "v") if video is not None else None
+        cut_audio = ctx.run.chain([audio], [
+            filter_spec("atrim", start=start, end=end),
+            filter_spec("asetpts", expr="PTS-STARTPTS")], "a") if audio is not None else None
+        pieces.append(Streams(base.info, cut_video, cut_audio))
+    return _concat_pieces(ctx, pieces, base.info, total)
+
+
 OPERATIONS: dict[str, Callable[[StepContext, object], Streams]] = {
     "join": join,  # type: ignore[dict-item]
     "text_overlay": text_overlay,  # type: ignore[dict-item]
     "video_overlay": video_overlay,  # type: ignore[dict-item]
     "audio_overlay": audio_overlay,  # type: ignore[dict-item]
     "subtitles": subtitles,  # type: ignore[dict-item]
+    "transcode": transcode,  # type: ignore[dict-item]
+    "trim": trim,  # type: ignore[dict-item]
 }

@@ -30,7 +30,7 @@ from core.spec import SpecError
 FORMAT_NAMES = {
     "mp4": "mov,mp4,m4a,3gp,3g2,mj2", "mov": "mov,mp4,m4a,3gp,3g2,mj2",
     "m4a": "mov,mp4,m4a,3gp,3g2,mj2", "mkv": "matroska,webm", "webm": "matroska,webm",
-    "mp3": "mp3", "wav": "wav",
+    "mp3": "mp3", "wav": "wav", "flac": "flac", "ogg": "ogg",
 }
 #: Subtitle encoder → the codec name ffprobe reports for its output.
 _PROBED_SUBTITLE_CODECS = {"srt": "subrip"}
@@ -47,9 +47,13 @@ class WrittenOutput:
 
 
 def write_output(run: RunBuilder, streams: Streams, target: Target, *,
-                 force_copy: bool = False) -> WrittenOutput:
-    video_args, video_info, video_encoded = _video(run, streams, target, force_copy)
-    audio_args, audio_info, audio_encoded = _audio(run, streams, target, force_copy)
+                 force_copy: bool = False, force_encode: bool = False) -> WrittenOutput:
+    """``force_copy``: stream-copy or fail (join and transcode ``copy``); ``force_encode``:
+    encode even streams that could be copied (``reencode``)."""
+    video_args, video_info, video_encoded = _video(run, streams, target, force_copy,
+                                                   force_encode)
+    audio_args, audio_info, audio_encoded = _audio(run, streams, target, force_copy,
+                                                   force_encode)
     subtitle_args, tracks = _subtitles(streams, target)
     info = streams.info.with_(
         format_name=FORMAT_NAMES[target.container],
@@ -61,8 +65,8 @@ def write_output(run: RunBuilder, streams: Streams, target: Target, *,
     return WrittenOutput(args, info, video_encoded, audio_encoded)
 
 
-def _video(run: RunBuilder, streams: Streams, target: Target,
-           force_copy: bool) -> tuple[list[str], dict, bool]:
+def _video(run: RunBuilder, streams: Streams, target: Target, force_copy: bool,
+           force_encode: bool) -> tuple[list[str], dict, bool]:
     pad, info = streams.video, streams.info
     if pad is None or target.video_codec == "none":
         return [], {"has_video": False, "video_codec": None, "width": None, "height": None,
@@ -76,8 +80,8 @@ def _video(run: RunBuilder, streams: Streams, target: Target,
             raise SpecError(("output", "container"),
                             f"{target.container} cannot keep the video's {info.rotation}° "
                             "rotation without re-encoding", "codec_container")
-    elif not (pad.is_raw and not frame_filters and pad.raw_codec == target.video_codec
-              and keeps_rotation):
+    elif force_encode or not (pad.is_raw and not frame_filters
+                              and pad.raw_codec == target.video_codec and keeps_rotation):
         if width and height and width > 1 and height > 1 and (width % 2 or height % 2):
             # yuv420p needs even sizes; odd ones are common in GIFs: drop the last row/column
             width, height = width - width % 2, height - height % 2
@@ -96,8 +100,8 @@ def _video(run: RunBuilder, streams: Streams, target: Target,
         "has_video": True, "video_codec": pad.raw_codec}, False
 
 
-def _audio(run: RunBuilder, streams: Streams, target: Target,
-           force_copy: bool) -> tuple[list[str], dict, bool]:
+def _audio(run: RunBuilder, streams: Streams, target: Target, force_copy: bool,
+           force_encode: bool) -> tuple[list[str], dict, bool]:
     pad = streams.audio
     if pad is None or target.audio_codec == "none":
         return [], {"has_audio": False, "audio_codec": None, "sample_rate": None,
@@ -105,9 +109,9 @@ def _audio(run: RunBuilder, streams: Streams, target: Target,
     run.consume(pad)
     if force_copy or target.audio_codec == "copy":
         _check_copy(pad, False, target.can_copy_audio(pad.raw_codec), target.container, "audio")
-    elif not (pad.is_raw and pad.raw_codec == target.audio_codec):
+    elif force_encode or not (pad.is_raw and pad.raw_codec == target.probed_audio_codec):
         return ["-map", pad.map_arg, *target.audio_encoder_args()], {
-            "has_audio": True, "audio_codec": target.audio_codec}, True
+            "has_audio": True, "audio_codec": target.probed_audio_codec}, True
     return ["-map", pad.map_arg, "-c:a", "copy"], {
         "has_audio": True, "audio_codec": pad.raw_codec}, False
 

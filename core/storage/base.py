@@ -219,6 +219,12 @@ class Storage(ABC):
         """Remove every object whose key starts with ``prefix`` (a folder-like prefix
         ending in ``/``: ``users/<id>/``); returns how many. Nothing there is not an error."""
 
+    async def delete_tree(self, key: str) -> None:
+        """Remove ``key`` and every object under ``key/`` (the members of a package File
+        live there); nothing there is not an error."""
+        await self.delete(key)
+        await self.delete_prefix(f"{key}/")
+
     async def presign_get(
         self, key: str, *, filename: str, content_type: str, expires: int = 3600
     ) -> str | None:

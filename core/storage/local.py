@@ -121,7 +121,9 @@ class LocalStorage(Storage):
         return ObjectStat(size=path.stat().st_size) if path.is_file() else None
 
     async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if not path.is_dir():  # a package's directory is delete_tree's
+            path.unlink(missing_ok=True)
 
     async def delete_prefix(self, prefix: str) -> int:
         folder = self._path(validate_prefix(prefix)[:-1])

@@ -194,10 +194,6 @@ def test_operators_see_stats_every_job_and_users(stack: Stack, tmp_path: Path) -
 
 
 def test_share_prints_a_link_that_needs_no_credentials(stack: Stack, tmp_path: Path) -> None:
-    schema = httpx.get(f"{stack.url}/api/v1/openapi.json").json()
-    if "/api/v1/files/{file_id}/share" not in schema["paths"]:
-        pytest.skip("POST /files/{id}/share is not in this branch yet: `mediaflow share` "
-                    "follows its documented contract ({url, expires_at}, docs/API.md)")
     env = stack.env("user")
     file_id = ok(client("upload", str(make_video(tmp_path / "s.mp4", seconds=1)),
                         env=env)).strip()

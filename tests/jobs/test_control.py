@@ -205,16 +205,19 @@ async def test_operator_pause_signal_and_search_attributes(
     client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
 ) -> None:
     a = await upload(client, headers, media_dir / "long.mp4")
-    job = await submit(client, headers, {"type": "text_overlay",
-                                         "params": {"video": a, "text": "op"},
-                                         "output": {"preset": "medium"}})
+    job = await submit(client, headers, {  # a pause holds between the two steps
+        "type": "combined", "output": {"preset": "medium"},
+        "params": {"execution": "stepwise", "steps": [
+            {"id": "one", "type": "text_overlay", "params": {"video": a, "text": "op"}},
+            {"id": "two", "type": "join", "params": {"inputs": ["@one", "@one"]}},
+        ]}})
     result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",
                           job["workflow_id"], "--name", "pause")
     assert result.returncode == 0, result.stderr
     paused = await wait_for(client, headers, job["id"], {"paused", "completed"}, timeout=60)
-    assert paused["status"] == "paused"
+    assert paused["status"] == "paused" and paused["progress"]["steps_done"] < 2
     listed = temporal_cli(temporal_env, "workflow", "list", "--query",
-                          f"MediaflowJobType='text_overlay' AND MediaflowJobStatus='paused' "
+                          f"MediaflowJobType='combined' AND MediaflowJobStatus='paused' "
                           f"AND WorkflowId='{job['workflow_id']}'", "--output", "json")
     assert listed.returncode == 0 and job["workflow_id"] in listed.stdout
     result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",

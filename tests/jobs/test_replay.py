@@ -22,6 +22,9 @@ REQUIRED = {
     "purge", "reconcile",  # housekeeping schedules
     "delete_user",  # account deletion
 }
+REQUIRED |= {f"{name}_v2" for name in REQUIRED - {"paused_after_last_step"}}
+"""v2: bookkeeping as local activities (``LOCAL_BOOKKEEPING``); the unsuffixed ones were
+recorded before it, and both generations must replay."""
 WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
              DeleteUserWorkflow]
 

@@ -89,10 +89,14 @@ class MediaLibrary:
                 os.symlink(source, paths[item.placeholder])
             for name, content in step.scratch_files.items():
                 Path(paths[f"scratch:{name}"]).write_text(content, encoding="utf-8")
+            if step.is_directory_output:
+                Path(paths["out"]).mkdir()
             result = subprocess.run(step.render(paths), capture_output=True, text=True,
                                     timeout=120)
             assert result.returncode == 0, result.stderr[-4000:]
             assert "progress=end" in result.stdout  # -progress pipe:1 reports to stdout
+            for name, content in step.output_extras.items():
+                (Path(paths["out"]) / name).write_text(content, encoding="utf-8")
             outputs[step.step_id] = Path(paths["out"])
         return outputs
 

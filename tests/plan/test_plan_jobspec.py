@@ -52,9 +52,11 @@ def test_spec_example_and_defaults() -> None:
     spec = JobSpec.model_validate(text_job(position="bottom"))
     assert spec.output == OutputSpec()
     assert spec.output.model_dump() == {
-        "container": "mp4", "video_codec": "h264", "audio_codec": "aac", "crf": 23,
-        "preset": "veryfast", "width": None, "height": None, "fps": None, "filename": None,
+        "container": "mp4", "video_codec": "h264", "audio_codec": "aac", "crf": None,
+        "video_bitrate": None, "audio_bitrate": None, "preset": "veryfast", "width": None,
+        "height": None, "fps": None, "filename": None,
     }
+    assert spec.output.effective_crf == 23
     assert (spec.accelerator, spec.webhook) == ("auto", None)
     params = spec.params.model_dump()
     assert {key: params[key] for key in (
@@ -89,7 +91,7 @@ def test_combined_defaults_to_last_step_and_fused() -> None:
 
 
 @pytest.mark.parametrize(("container", "video", "audio"), [
-    ("m4a", "none", "aac"), ("mp3", "none", "mp3"), ("wav", "none", "pcm_s16le"),
+    ("m4a", "none", "aac"), ("mp3", "none", "mp3"), ("wav", "none", "pcm"),
     ("webm", "vp9", "opus"), ("mkv", "h264", "aac"),
 ])
 def test_container_implies_codecs(container: str, video: str, audio: str) -> None:

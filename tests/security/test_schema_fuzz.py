@@ -49,7 +49,7 @@ def fuzz(base: str, header: str, report: Path) -> dict:
          "--phases", "examples,coverage,fuzzing", "--max-examples",
          str(EXAMPLES_PER_OPERATION), "--workers", "2", "--seed", "20261128",
          "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, timeout=300)
+        capture_output=True, text=True, timeout=300, cwd=report.parent)  # its cache goes there
     summary = json.loads(report.read_text())
     summary["output"] = run.stdout[-6000:]
     return summary

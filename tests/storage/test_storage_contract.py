@@ -129,6 +129,26 @@ async def test_delete_prefix_removes_that_folder_only(backend: Backend) -> None:
             await backend.storage.delete_prefix(bad)
 
 
+async def test_delete_tree(backend: Backend) -> None:
+    """A package File's members live under its key; delete_tree removes them all and
+    nothing beside them (a sibling whose name shares the prefix survives)."""
+    members = ["jobs/1/pkg/master.m3u8", "jobs/1/pkg/v0.m3u8", "jobs/1/pkg/sub/seg-1.m4s"]
+    for key in [*members, "jobs/1/pkg-other", "jobs/1/pkgx/keep"]:
+        await backend.storage.put_stream(key, chunked(b"x"))
+    await backend.storage.delete("jobs/1/pkg")  # not an object: harmless, removes nothing
+    assert await backend.storage.stat(members[0]) is not None
+
+    await backend.storage.delete_tree("jobs/1/pkg")
+
+    assert [await backend.storage.stat(key) for key in members] == [None] * 3
+    assert await backend.storage.stat("jobs/1/pkg-other") is not None
+    assert await backend.storage.stat("jobs/1/pkgx/keep") is not None
+    await backend.storage.delete_tree("jobs/1/pkg")  # again: not an error
+    await backend.storage.put_stream("single", chunked(b"x"))
+    await backend.storage.delete_tree("single")  # a plain object is removed too
+    assert await backend.storage.stat("single") is None
+
+
 async def test_put_file_and_download_to(backend: Backend, tmp_path: Path) -> None:
     source, target = tmp_path / "in.bin", tmp_path / "out.bin"
     source.write_bytes(DATA)

@@ -46,11 +46,17 @@ async def download(client: httpx.AsyncClient, headers: dict[str, str], file_id: 
 
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+GENERATION = "v2"
+"""Histories are frozen once recorded: a new recording is saved as ``<name>_<generation>``
+and never over an existing file, so the histories of every earlier workflow version keep
+proving that today's code replays them. Bump this when the workflow's commands change
+(with a ``workflow.patched`` gate) and record again."""
 
 
 async def keep_history(temporal_env, workflow_id: str, name: str) -> None:
     """With MEDIAFLOW_RECORD_HISTORIES=1, save the workflow's history for the replay tests
-    (``tests/histories/<name>.json``); otherwise do nothing."""
+    (``tests/histories/<name>_<generation>.json``, unless it exists); otherwise do
+    nothing."""
     import os
 
     if os.environ.get("MEDIAFLOW_RECORD_HISTORIES") != "1":
@@ -59,4 +65,6 @@ async def keep_history(temporal_env, workflow_id: str, name: str) -> None:
     # failure stack traces name this machine's paths: keep them relative to the repository
     site_packages = str(Path(httpx.__file__).resolve().parents[1]) + "/"
     text = history.to_json().replace(site_packages, "").replace(f"{HISTORIES.parents[1]}/", "")
-    (HISTORIES / f"{name}.json").write_text(text)
+    target = HISTORIES / f"{name}_{GENERATION}.json"
+    if not target.exists():
+        target.write_text(text)

@@ -150,8 +150,10 @@ async def run_job(env: WorkflowEnvironment, fakes: Fakes, *, accelerator: str = 
                    accelerator=accelerator, has_webhook=has_webhook)
     async with AsyncExitStack() as stack:
         runner = {} if sandboxed else {"workflow_runner": UnsandboxedWorkflowRunner()}
+        # bookkeeping runs as local activities: registered beside the workflow
         await stack.enter_async_context(Worker(
-            env.client, task_queue=queue, workflows=[MediaJobWorkflow], **runner))
+            env.client, task_queue=queue, workflows=[MediaJobWorkflow],
+            activities=fakes.activities(), **runner))
         await stack.enter_async_context(Worker(
             env.client, task_queue=JOBS_QUEUE, activities=fakes.activities()))
         await stack.enter_async_context(Worker(

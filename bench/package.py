@@ -1,0 +1,113 @@
+"""A 3-rendition HLS package (720p/480p/360p) of a 60 s 1280x720 clip, in one run:
+
+* the package job (one decode, split + three scales, one ffmpeg) versus three separate
+  transcode jobs (one per rendition, same bitrates) plus packaging their results by
+  stream copy (issue target: ≤ 0.6);
+* the package job's wall time versus the same compiled argv run by bare ffmpeg
+  (issue target: ≤ 1.05).
+
+    .venv/bin/python -m bench.package [--seconds 60] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import (
+    FFMPEG,
+    Stack,
+    bare_ffmpeg_seconds,
+    ffmpeg_seconds,
+    make_clip,
+    running_stack,
+)
+
+RUNGS = [(720, 1280, "2800k"), (480, 854, "1400k"), (360, 640, "800k")]
+SEGMENT = 6
+
+
+def package_by_copy(renditions: list[Path], work: Path) -> float:
+    """The three transcoded files made into one HLS package without re-encoding."""
+    out = work / f"copy-{time.monotonic_ns()}"
+    out.mkdir()
+    argv = [*FFMPEG]
+    for path in renditions:
+        argv += ["-i", str(path)]
+    for n in range(len(renditions)):
+        argv += ["-map", f"{n}:v:0", "-map", f"{n}:a:0"]
+    variants = " ".join(f"v:{n},a:{n}" for n in range(len(renditions)))
+    argv += ["-c", "copy", "-f", "hls", "-hls_time", str(SEGMENT), "-hls_playlist_type", "vod",
+             "-hls_segment_type", "fmp4", "-hls_segment_filename", f"{out}/v%v-%05d.m4s",
+             "-hls_fmp4_init_filename", "v%v-init.mp4", "-master_pl_name", "master.m3u8",
+             "-var_stream_map", variants, f"{out}/v%v.m3u8"]
+    started = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - started
+
+
+def separate(stack: Stack, file_id: str, work: Path) -> tuple[float, float]:
+    """(three transcode jobs' wall time + packaging by copy, packaging alone)."""
+    total, outputs = 0.0, []
+    for height, width, rate in RUNGS:
+        wall, job = stack.run_job({
+            "type": "transcode", "params": {"input": file_id, "mode": "reencode"},
+            "output": {"width": width, "height": height, "video_bitrate": rate,
+                       "audio_bitrate": "128k", "preset": "veryfast"}})
+        total += wall
+        target = work / f"{height}-{job['id']}.mp4"
+        response = stack.http.get(f"/files/{job['output_files'][0]}/download")
+        response.raise_for_status()
+        target.write_bytes(response.content)
+        outputs.append(target)
+    packaging = package_by_copy(outputs, work)
+    return total + packaging, packaging
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
+    try:
+        run(args, media)
+    finally:
+        shutil.rmtree(media, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, media: Path) -> None:
+    clip = make_clip(media / "clip720p.mp4", args.seconds)
+    with running_stack() as stack:
+        file_id = stack.upload(clip)
+        spec = {"type": "package", "output": {"preset": "veryfast"}, "params": {
+            "input": file_id, "segment_seconds": SEGMENT,
+            "renditions": [{"height": h, "video_bitrate": rate} for h, _, rate in RUNGS]}}
+        stack.run_job({**spec, "params": {**spec["params"], "renditions": [{"height": 360}]}})
+        ladder, overhead = [], []
+        print(f"{'round':>5} {'package job s':>14} {'ffmpeg s':>9} {'bare s':>8} "
+              f"{'3 transcodes + copy s':>22} {'copy s':>7}")
+        for round_ in range(1, args.rounds + 1):
+            wall, job = stack.run_job(spec)
+            bare = bare_ffmpeg_seconds(spec, {file_id: clip}, stack.work)
+            baseline, packaging = separate(stack, file_id, media)
+            ladder.append(wall / baseline)
+            overhead.append(wall / bare)
+            print(f"{round_:>5} {wall:>14.2f} {ffmpeg_seconds(stack, job):>9.2f} {bare:>8.2f} "
+                  f"{baseline:>22.2f} {packaging:>7.2f}")
+    print(f"{args.seconds:g} s of 1280x720 into 720p/480p/360p HLS (fMP4, {SEGMENT} s "
+          f"segments), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"median package job / (3 transcode jobs + packaging) = "
+          f"{statistics.median(ladder):.3f} (target <= 0.6)")
+    print(f"median package job / bare ffmpeg = {statistics.median(overhead):.3f} "
+          f"(target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
