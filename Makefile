@@ -39,11 +39,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	rm -f $(VENV)/.installed-* && touch $@
 
-# ffmpeg/ffprobe and the DejaVu fonts that drawtext and subtitles use
+# ffmpeg/ffprobe and the DejaVu fonts that drawtext and subtitles use; Prometheus (the
+# server and promtool), node-exporter and Alertmanager (amtool), which the monitoring tests
+# run for real (docs/OPERATIONS.md, "Metrics" and "Alerts"); curl and jq, which the
+# README's quick start uses (tests/cli/test_client.py runs it as written)
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || \
-	    [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
-		$(APT) update && $(APT) install -y --no-install-recommends ffmpeg fonts-dejavu-core; \
+	    [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || \
+	    ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || \
+	    ! command -v prometheus-node-exporter >/dev/null || ! command -v amtool >/dev/null || \
+	    ! command -v curl >/dev/null || ! command -v jq >/dev/null; then \
+		$(APT) update && $(APT) install -y --no-install-recommends ffmpeg fonts-dejavu-core \
+			prometheus prometheus-node-exporter prometheus-alertmanager curl jq; \
 	fi
 
 # The tests use a real PostgreSQL on 127.0.0.1:5432 (MEDIAFLOW_TEST_PG overrides).
@@ -60,7 +67,7 @@ postgres:
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy api core workflows activities cli
+	$(BIN)/mypy api core workflows activities cli dashboards
 
 dashboards: install
 	$(BIN)/mediaflow dashboards

@@ -18,6 +18,7 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from core.enums import TERMINAL_STATUSES, FileSource, JobStatus
 from core.packages import PACKAGE_KIND, index_key, load_index
 from core.storage import Storage
@@ -72,10 +73,16 @@ class BookkeepingActivities:
         if update.set_completed:
             values[Job.completed_at] = now()
         query = Job.update(values).where(Job.id == uuid.UUID(update.job_id))
+        ending = None
         if update.status not in TERMINAL_STATUSES:
             # a late "processing"/"paused" write never buries an ending already recorded
             query = query.where(Job.status.not_in(list(TERMINAL_STATUSES)))
+        else:  # counted once: a retried activity finds the ending already recorded
+            ending = await Job.select(Job.type, Job.status, Job.created_at).where(
+                Job.id == uuid.UUID(update.job_id)).first()
         await query
+        if ending is not None and ending["status"] not in TERMINAL_STATUSES:
+            metrics.job_finished(ending["type"], update.status, ending["created_at"])
 
     @activity.defn(name="record_operation")
     @data_errors_are_final
@@ -122,12 +129,15 @@ class BookkeepingActivities:
             ).save()
         for key in request.intermediate_keys:
             await self.storage.delete_tree(key)
+        first_time = job.status not in TERMINAL_STATUSES
         await Job.update({
             Job.status: JobStatus.completed, Job.output_files: output_ids,
             Job.progress: request.progress, Job.retry_count: request.retry_count,
             Job.completed_at: now(), Job.updated_at: now(),
             Job.result: {"output_files": output_ids},
         }).where(Job.id == job.id)
+        if first_time:
+            metrics.job_finished(job.type, JobStatus.completed, job.created_at)
         return output_ids
 
     async def _package_metadata(self, result: StepResult) -> dict:

@@ -34,6 +34,7 @@ import anyio
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.prepare import live_inputs
 from core.config import Settings
 from core.enums import Pool
@@ -163,6 +164,7 @@ class FFmpegActivities:
         self.storage = storage
         self.pool = pool
         self.running = 0  # ffmpeg runs of this worker in flight
+        metrics.pool_series(pool)
 
     async def _materialise(self, request: StepInput, scratch: Path,
                            inputs: dict[str, dict]) -> dict[str, str]:
@@ -268,7 +270,8 @@ class FFmpegActivities:
                 argv = with_threads(replace(step, argv=template).render(paths),
                                     self.threads_per_run())
                 try:
-                    parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch)
+                    with metrics.ffmpeg_running(self.pool):
+                        parser = await self._run([ffmpeg_path(), *argv[1:]], step, scratch)
                 except ApplicationError as exc:
                     if exc.type != "HwaccelUnavailable" or position == len(variants) - 1:
                         raise
@@ -301,6 +304,7 @@ class FFmpegActivities:
         # downloads, the output probe and uploads print no progress: keep the heartbeat (and
         # with it cancellation) flowing through them; ffmpeg's own silence is the watchdog's
         keepalive = asyncio.create_task(_keep_heartbeating(self.keepalive_seconds))
+        observed = metrics.StepAttempt(step.op, self.pool)
         try:
             file_ids = [s.file_id for s in step.sources if s.file_id]
             inputs = await live_inputs(request.user_id, file_ids)
@@ -325,6 +329,7 @@ class FFmpegActivities:
             key = output_key(request.job_id, step)
             stored = await self.storage.adopt_file(key, out, content_type=probe.content_type)
             wall = time.monotonic() - started
+            observed.succeeded(decoder, parser.speed)
             return StepResult(
                 index=step.index, step_id=step.step_id, storage_key=key, size=stored.size,
                 sha256=stored.sha256, metadata=probe.metadata, attempt=info.attempt,
@@ -333,7 +338,11 @@ class FFmpegActivities:
                 content_type=probe.content_type,
                 probe=probe.raw or {},
             )
+        except BaseException as exc:
+            observed.failed(exc)
+            raise
         finally:
+            observed.ended()
             keepalive.cancel()
             shutil.rmtree(scratch, ignore_errors=True)
             with contextlib.suppress(OSError):

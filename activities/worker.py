@@ -16,10 +16,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities import metrics
 from activities.accounts import AccountActivities, end_user_jobs
 from activities.bookkeeping import BookkeepingActivities
 from activities.ffmpeg import FFmpegActivities
@@ -67,6 +67,7 @@ def build_workers(
     """The pool's FFmpeg worker, preceded (unless ``poll_jobs_queue`` is False, for a
     second pool in the same process) by the workflow + bookkeeping worker."""
     steps = FFmpegActivities(settings, storage, pool)
+    metrics.pool_series(pool, slots=concurrency)
     pool_worker = Worker(
         client,
         task_queue=POOL_QUEUES[pool],
@@ -91,13 +92,13 @@ def build_workers(
     return [jobs_worker, pool_worker]
 
 
-async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics_port: int) -> None:
-    runtime = None
-    if metrics_port:
-        runtime = Runtime(telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}")))
+async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics_port: int,
+                     metrics_host: str = "0.0.0.0") -> None:
+    # ours and the SDK's metrics on one port (activities/metrics.py)
+    exporter = metrics.MetricsServer(metrics_host, metrics_port) if metrics_port else None
     client = await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime,
+        settings.temporal_address, namespace=settings.temporal_namespace,
+        runtime=exporter.runtime if exporter else None,
     )
     engine = engine_from_settings(settings)
     bind_tables(engine)
@@ -113,6 +114,7 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
     await ensure_reconcile_schedule(client)
     log.info("worker pool=%s polling %s and %s (%d slots)",
              pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency)
+    backlog = asyncio.create_task(metrics.keep_sampling_backlog(client)) if exporter else None
     try:
         async with AsyncExitStack() as stack:
             for w in workers:
@@ -120,5 +122,8 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
             await stop.wait()
             log.info("shutting down")
     finally:
+        if backlog and exporter:
+            backlog.cancel()
+            exporter.close()
         await storage.close()
         await close_pool(engine)

@@ -1,22 +1,44 @@
-"""Prometheus metrics of the API process, served at ``/metrics``."""
+"""Prometheus metrics of the API process, served at ``/metrics`` (docs/OPERATIONS.md,
+"Metrics": the names are a contract that the dashboards and alert rules rely on)."""
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+disable_created_metrics()  # no `_created` twin of every series
 
 HTTP_REQUESTS = Counter(
     "mediaflow_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "mediaflow_http_request_seconds",
-    "HTTP request latency",
+    "mediaflow_http_request_duration_seconds",
+    "HTTP request duration, from the first byte in to the last byte out",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "mediaflow_http_requests_in_flight", "HTTP requests being served right now",
+    multiprocess_mode="livesum",
+)
+JOBS_SUBMITTED = Counter(
+    "mediaflow_jobs_submitted_total", "Jobs accepted by POST /jobs (each starts a workflow)",
+    ["type"],
 )
 
 
@@ -52,14 +74,30 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            HTTP_IN_FLIGHT.dec()
             template = route_template(scope)
             method = scope.get("method", "GET")
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
 
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def scrape_registry() -> CollectorRegistry:
+    """This process's metrics; with ``mediaflow api --workers N`` (which sets
+    ``PROMETHEUS_MULTIPROC_DIR`` for its processes: ``api.server.serve``) the sum over all
+    of them, whichever process answers the scrape."""
+    if not os.environ.get(MULTIPROCESS_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 async def metrics_endpoint(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(scrape_registry()), media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.guard import RequestGuard
 from api.metrics import MetricsMiddleware
 from core.config import Settings
+from core.logs import pop_context, push_context
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -64,6 +65,7 @@ class RequestIdMiddleware:
         incoming = _header(scope, b"x-request-id") or ""
         request_id = incoming if REQUEST_ID_SHAPE.fullmatch(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        fields = push_context(request_id=request_id)  # every line of this request carries it
         started = time.perf_counter()
         status_code = 500
 
@@ -88,15 +90,21 @@ class RequestIdMiddleware:
             await _internal_error(send_with_id, request_id)
         finally:
             client = scope.get("client")
+            duration_ms = (time.perf_counter() - started) * 1000
+            path = SHARE_TOKEN.sub("/s/<token>", scope["path"])  # a token is a credential
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
                 scope["method"],
-                SHARE_TOKEN.sub("/s/<token>", scope["path"]),
+                path,
                 status_code,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 client[0] if client else "-",
                 request_id,
+                extra={"method": scope["method"], "path": path,
+                       "status": status_code, "duration_ms": round(duration_ms, 1),
+                       "client": client[0] if client else None},
             )
+            pop_context(fields)
             request_id_var.reset(token)
 
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
+import shutil
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.config import Settings, get_settings
+from core.logs import uvicorn_log_config
 
 log = logging.getLogger("mediaflow.api.server")
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -107,14 +110,31 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def share_metrics_between_processes(settings: Settings) -> None:
+    """prometheus_client's multiprocess mode for ``--workers N`` (docs/OPERATIONS.md,
+    "Metrics"): every process writes its samples to files in one directory, emptied at
+    start, and whichever process answers ``/metrics`` sums them. Set before uvicorn spawns
+    the processes, which import prometheus_client afresh and inherit it."""
+    directory = (settings.data_dir / "prometheus-multiproc").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     """``mediaflow api``: the app under uvicorn with the guarded protocol."""
     import uvicorn
 
     raise_open_file_limit()
+    if workers > 1:
+        share_metrics_between_processes(settings)
+    logging_options: dict[str, Any] = {}
+    if settings.log_format == "json":  # every line one JSON object (core/logs.py)
+        logging_options = {"log_config": uvicorn_log_config(settings.log_level, "json")}
     uvicorn.run(
         "api.main:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level.lower(), proxy_headers=True,
         http=GuardedHttpToolsProtocol, timeout_keep_alive=5,
         access_log=False,  # api.middleware logs each request once, with its request id
+        **logging_options,
     )

@@ -124,12 +124,13 @@ class Stack:
 def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """``mediaflow dev`` with its defaults (plus ``extra_env``) on free ports."""
     work = Path(tempfile.mkdtemp(prefix="mediaflow-bench-"))
-    api, temporal, ui = free_ports(3)
+    api, temporal, ui, metrics = free_ports(4)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")}
     env.update(extra_env or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "dev", "--data-dir", str(work / "data"),
-         "--port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui)],
+         "--port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui),
+         "--worker-metrics-port", str(metrics)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{api}"
     try:

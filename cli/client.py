@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -146,7 +147,7 @@ def _transfer_progress() -> Progress:
 
 
 def upload(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Upload a media file; prints its id."""
+    """Upload a media file; prints its id (only the id when stdout is not a terminal)."""
     api = Api()
     api.request("GET", "/auth/me")  # refresh an expired token before streaming the body
     size = path.stat().st_size
@@ -168,7 +169,10 @@ def upload(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -
             "Content-Length": str(len(head) + size + len(tail)),
         })
     item = response.json()
-    console.print(f"[green]{item['id']}[/green]  {item['kind']}  {item['filename']}")
+    if console.is_terminal:
+        console.print(f"[green]{item['id']}[/green]  {item['kind']}  {item['filename']}")
+    else:  # piped or captured: only the id, for `ID=$(mediaflow upload a.mp4)`
+        print(item["id"])
 
 
 def files(kind: Annotated[str | None, typer.Option(help="video|audio|image|subtitle")] = None,
@@ -193,10 +197,7 @@ def submit(
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header")] = None,
 ) -> None:
     """Submit a job from a JSON file."""
-    try:
-        body = json.loads(spec.read_text())
-    except ValueError as exc:
-        fail(f"{spec} is not JSON: {exc}")
+    body = _read_spec(spec)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     job = Api().request("POST", "/jobs", json=body, headers=headers).json()
     console.print(f"job [green]{job['id']}[/green] {job['status']}")
@@ -204,17 +205,39 @@ def submit(
         watch(job["id"])
 
 
-def jobs(status: Annotated[str | None, typer.Option()] = None, limit: int = 50) -> None:
+def jobs_table(items: list[dict[str, Any]]) -> Table:
+    table = Table("id", "type", "status", "progress", "step", "eta", "created")
+    for j in items:
+        progress = j["progress"]
+        eta = progress.get("eta_seconds")
+        table.add_row(j["id"], j["type"], j["status"], f"{progress['percent']:.0f}%",
+                      progress.get("step") or "", f"{eta:.0f}s" if eta else "",
+                      (j["created_at"] or "")[:19])
+    return table
+
+
+def jobs(
+    status: Annotated[str | None, typer.Option()] = None,
+    limit: int = 50,
+    watch_: Annotated[bool, typer.Option(
+        "--watch", help="A live table, refreshed every second, until every listed job has "
+                        "ended (Ctrl-C stops it sooner)")] = False,
+) -> None:
     """List your jobs."""
     params: dict[str, Any] = {"limit": limit}
     if status:
         params["status"] = status
-    data = Api().request("GET", "/jobs", params=params).json()
-    table = Table("id", "type", "status", "progress", "created")
-    for j in data["items"]:
-        table.add_row(j["id"], j["type"], j["status"], f"{j['progress']['percent']:.0f}%",
-                      (j["created_at"] or "")[:19])
-    console.print(table)
+    api = Api()
+    data = api.request("GET", "/jobs", params=params).json()
+    if not watch_:
+        console.print(jobs_table(data["items"]))
+        return
+    with contextlib.suppress(KeyboardInterrupt), Live(
+            jobs_table(data["items"]), console=console, refresh_per_second=4) as live:
+        while any(j["status"] not in TERMINAL for j in data["items"]):
+            time.sleep(1.0)
+            data = api.request("GET", "/jobs", params=params).json()
+            live.update(jobs_table(data["items"]))
 
 
 def watch(job_id: str) -> None:
@@ -268,6 +291,57 @@ def download(
     console.print(f"saved {target}")
 
 
+def pause(job_id: str) -> None:
+    """Pause a job at its next step boundary."""
+    job = Api().request("POST", f"/jobs/{job_id}/pause").json()
+    console.print(f"pause requested for {job_id} ({job['status']})")
+
+
+def resume(job_id: str) -> None:
+    """Resume a paused job."""
+    job = Api().request("POST", f"/jobs/{job_id}/resume").json()
+    console.print(f"resume requested for {job_id} ({job['status']})")
+
+
+def logs(job_id: str) -> None:
+    """A job's operation log: every ffmpeg run and webhook attempt, with errors."""
+    rows = Api().request("GET", f"/jobs/{job_id}/logs").json()
+    table = Table("step", "operation", "pool", "decoder", "attempt", "started", "seconds",
+                  "speed", "result")
+    for row in rows:
+        speed = f"{row['speed']:.2f}x" if row.get("speed") else ""
+        duration = f"{row['duration']:.2f}" if row.get("duration") is not None else ""
+        result = "ok" if row["success"] else (row.get("error_details") or "failed")
+        table.add_row(f"{row['step']} {row['step_id']}", row["operation_type"], row["pool"],
+                      row["decoder"], str(row["attempt"]), (row["started_at"] or "")[:19],
+                      duration, speed, result)
+    console.print(table)
+    console.print(f"{len(rows)} operation(s)")
+
+
+def _read_spec(spec: Path) -> Any:
+    try:
+        return json.loads(spec.read_text())
+    except ValueError as exc:
+        fail(f"{spec} is not JSON: {exc}")
+
+
+def validate(
+    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JobSpec JSON file")],
+) -> None:
+    """Check a job without running it: the ffmpeg runs it would make, or why not (exit 1).
+
+    Paths in the argv are placeholders ({in0}, {out}); nothing is started."""
+    plan = Api().request("POST", "/jobs/validate", json=_read_spec(spec)).json()
+    table = Table("step", "op", "pool", "argv")
+    for run in plan["plan"]:
+        table.add_row(run["step"], run["op"], run["pool"], " ".join(run["argv"]))
+    console.print(table)
+    for warning in plan["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"[green]valid[/green]: {len(plan['plan'])} ffmpeg run(s)")
+
+
 def share(
     file_id: str,
     expires_in: Annotated[int, typer.Option(
@@ -287,5 +361,6 @@ def share(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (login, upload, files, submit, jobs, watch, cancel, download, share):
+    for command in (login, upload, files, submit, validate, jobs, watch, pause, resume, cancel,
+                    logs, download, share):
         app.command()(command)

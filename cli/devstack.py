@@ -97,6 +97,7 @@ class DevStack:
     temporal_port: int = 7233
     ui_port: int = 8233
     data_dir: Path | None = None
+    worker_metrics_port: int = 9464  # the CPU worker's; the GPU worker's is the next (0: off)
     children: list[Child] = field(default_factory=list)
     _stop_requested: bool = False
 
@@ -122,9 +123,19 @@ class DevStack:
         self.children.append(Child(name, proc))
         return proc
 
+    def _metrics_ports(self) -> dict[str, int]:
+        """Worker name → its Prometheus port on 127.0.0.1 (docs/OPERATIONS.md, "Metrics")."""
+        if not self.worker_metrics_port:
+            return {}
+        ports = {"worker-cpu": self.worker_metrics_port}
+        if gpu_available():
+            ports["worker-gpu"] = self.worker_metrics_port + 1
+        return ports
+
     def _check_ports(self) -> None:
+        metrics = [(f"{name} metrics", port) for name, port in self._metrics_ports().items()]
         for label, port in (("API", self.api_port), ("Temporal", self.temporal_port),
-                            ("Temporal Web UI", self.ui_port)):
+                            ("Temporal Web UI", self.ui_port), *metrics):
             if port_in_use(self.host if label == "API" else "127.0.0.1", port):
                 raise PortBusy(
                     f"port {port} ({label}) is already in use; stop what holds it or pass "
@@ -192,20 +203,27 @@ class DevStack:
         if migrate.returncode != 0:
             raise RuntimeError(f"migrations failed:\n{migrate.stderr[-2000:]}")
 
-        self._spawn("worker-cpu", [*mediaflow, "worker", "--pool", "cpu"], env,
-                    logs / "worker-cpu.log")
+        metrics_ports = self._metrics_ports()
+
+        def worker(pool: str) -> list[str]:
+            port = metrics_ports.get(f"worker-{pool}")
+            exposed = ["--metrics-host", "127.0.0.1", "--metrics-port", str(port)] if port else []
+            return [*mediaflow, "worker", "--pool", pool, *exposed]
+
+        self._spawn("worker-cpu", worker("cpu"), env, logs / "worker-cpu.log")
         if gpu_available():
-            self._spawn("worker-gpu", [*mediaflow, "worker", "--pool", "gpu"], env,
-                        logs / "worker-gpu.log")
+            self._spawn("worker-gpu", worker("gpu"), env, logs / "worker-gpu.log")
         self._spawn("api", [*mediaflow, "api", "--host", self.host, "--port", str(self.api_port)],
                     env, logs / "api.log")
         api_url = f"http://{self.host}:{self.api_port}"
         self._wait("API", lambda: _http_ok(f"{api_url}/api/v1/health"))
 
+        worker_metrics = "".join(f"\n             {name}: http://127.0.0.1:{port}/metrics"
+                                 for name, port in metrics_ports.items())
         print(
             "mediaflow is running\n"
             f"  API        {api_url}/api/v1  (OpenAPI: {api_url}/docs)\n"
-            f"  metrics    {api_url}/metrics\n"
+            f"  metrics    api: {api_url}/metrics{worker_metrics}\n"
             f"  Temporal   127.0.0.1:{self.temporal_port}  "
             f"(Web UI: http://127.0.0.1:{self.ui_port})\n"
             f"  data       {settings.data_dir}  (logs in {logs})\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, client, server
+from cli import admin, client, operators, server
 
 app = typer.Typer(
     name="mediaflow",
@@ -15,6 +15,7 @@ app = typer.Typer(
 server.register(app)
 admin.register(app)
 client.register(app)
+app.add_typer(operators.app, name="admin")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
@@ -40,18 +39,21 @@ def worker(
     concurrency: Annotated[int, typer.Option(
         help="FFmpeg steps run at once (0: one per core)")] = 0,
     metrics_port: Annotated[int, typer.Option(help="Prometheus port (0: off)")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="Interface of the metrics port")] = "0.0.0.0",
 ) -> None:
     """Run a worker: MediaJobWorkflow on mediaflow-jobs, FFmpeg steps on the pool's queue."""
     if pool not in ("cpu", "gpu"):
         typer.secho("--pool must be cpu or gpu", fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     settings = _settings_or_exit()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from activities.worker import run_worker
+    from core.logs import configure
+
+    configure(settings.log_level, settings.log_format)
 
     slots = concurrency or default_slots()
-    asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port))
+    asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port,
+                           metrics_host=metrics_host))
 
 
 def default_slots() -> int:
@@ -76,12 +78,16 @@ def dev(
     temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal Web UI port")] = 8233,
     data_dir: Annotated[Path | None, typer.Option(help="State directory")] = None,
+    worker_metrics_port: Annotated[int, typer.Option(
+        help="The CPU worker's Prometheus port on 127.0.0.1 (the GPU worker's is the next "
+             "one; 0: off)")] = 9464,
 ) -> None:
     """Run everything on this machine: Temporal dev server, SQLite, a worker and the API."""
     from cli.devstack import DevStack, PortBusy
 
     stack = DevStack(host=host, api_port=port, temporal_port=temporal_port,
-                     ui_port=ui_port, data_dir=data_dir)
+                     ui_port=ui_port, data_dir=data_dir,
+                     worker_metrics_port=worker_metrics_port)
     try:
         code = stack.run()
     except PortBusy as exc:

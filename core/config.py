@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     ffmpeg_threads: int = Field(default=0, ge=0, le=256)
 
     log_level: str = "INFO"
+    # text: human lines; json: one object per line with request, user, job and workflow ids
+    # (core/logs.py), for a log shipper
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("rate_limit_login", "rate_limit_requests")
     @classmethod

@@ -21,13 +21,20 @@ def render(source: Path) -> str:
 
 
 def build_all(*, write: bool = True) -> list[str]:
-    """Render all dashboards; returns the names whose committed JSON differed."""
+    """Render all dashboards; returns the names whose committed JSON differed, and JSON
+    left behind by a source that is gone (Grafana would keep showing it): removed."""
     stale = []
+    targets = set()
     for source in sorted(HERE.glob("*.dashboard.py")):
         target = source.with_name(source.name.replace(".dashboard.py", ".json"))
+        targets.add(target)
         rendered = render(source)
         if not target.exists() or target.read_text() != rendered:
             stale.append(target.name)
             if write:
                 target.write_text(rendered)
+    for orphan in sorted(set(HERE.glob("*.json")) - targets):
+        stale.append(orphan.name)
+        if write:
+            orphan.unlink()
     return stale

@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 
 from api import job_control
 from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
+from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
@@ -156,6 +157,7 @@ async def submit_job(
         await JobRow.delete().where(JobRow.id == job_id)  # nothing half-created is left behind
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail="Temporal is unavailable; the job was not created") from exc
+    JOBS_SUBMITTED.labels(spec.type).inc()
     saved = await job_control.load_job(str(job_id), user.id)
     return JSONResponse(job_public(saved), status_code=202)
 

@@ -1,12 +1,17 @@
-"""The ``mediaflow`` client commands against a real ``mediaflow dev`` stack."""
+"""The ``mediaflow`` client commands against a real ``mediaflow dev`` stack (one for the
+module), as a user and as an operator; and the README's quick start, run as written."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -19,62 +24,202 @@ from tests.utils.media import duration, ffprobe, make_video
 
 pytestmark = pytest.mark.slow
 
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PASSWORD = "Cl1entPassword"
+ADMIN_PASSWORD = "Adm1nPassword9"
 
-def client(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+
+@dataclass
+class Stack:
+    url: str
+    data: Path
+    work: Path
+
+    def env(self, who: str) -> dict[str, str]:
+        """The client's environment for ``who`` (each keeps its own saved credentials)."""
+        return {**{k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")},
+                "MEDIAFLOW_URL": self.url, "XDG_CONFIG_HOME": str(self.work / f"config-{who}"),
+                "COLUMNS": "250"}
+
+    def http(self, who: str, password: str) -> httpx.Client:
+        http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=30)
+        token = http.post("/auth/login", json={"email_or_username": who, "password": password})
+        assert token.status_code == 200, token.text
+        http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        return http
 
 
-def test_login_upload_submit_watch_download(tmp_path: Path) -> None:
+def client(*args: str, env: dict[str, str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env={
+        **env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("cli")
     api, temporal, ui = free_ports(3)
-    proc = start_dev(tmp_path / "data", api, temporal, ui)
+    proc = start_dev(work / "data", api, temporal, ui)
     try:
         wait_healthy(f"http://127.0.0.1:{api}/api/v1/health", proc)
-        url = f"http://127.0.0.1:{api}"
-        password = "Cl1entPassword"
-        registered = httpx.post(f"{url}/api/v1/auth/register", json={
-            "email": "cli@example.com", "username": "cli_user", "password": password})
+        running = Stack(f"http://127.0.0.1:{api}", work / "data", work)
+        registered = httpx.post(f"{running.url}/api/v1/auth/register", json={
+            "email": "cli@example.com", "username": "cli_user", "password": PASSWORD})
         assert registered.status_code == 201, registered.text
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("MEDIAFLOW_")},
-               "MEDIAFLOW_URL": url, "XDG_CONFIG_HOME": str(tmp_path / "config"),
-               "COLUMNS": "200"}
-
-        denied = client("files", env=env)
-        assert denied.returncode == 1 and "not logged in" in denied.stdout
-
-        login = client("login", "--user", "cli_user", "--password", password, env=env)
-        assert login.returncode == 0, login.stdout + login.stderr
-        creds = tmp_path / "config" / "mediaflow" / "credentials.json"
-        assert creds.stat().st_mode & 0o077 == 0
-
-        clip = make_video(tmp_path / "clip.mp4", seconds=1)
-        uploaded = client("upload", str(clip), env=env)
-        assert uploaded.returncode == 0, uploaded.stdout + uploaded.stderr
-        file_id = uploaded.stdout.split()[0]
-        listing = client("files", env=env)
-        assert file_id in listing.stdout and "1 file(s)" in listing.stdout
-
-        spec = tmp_path / "job.json"
-        spec.write_text(json.dumps({"type": "join", "params": {"inputs": [file_id, file_id]},
-                                    "output": {"filename": "twice.mp4"}}))
-        submitted = client("submit", str(spec), "--watch", env=env)
-        assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-        assert "completed" in submitted.stdout
-        output_id = submitted.stdout.rsplit("outputs:", 1)[1].split()[0]
-
-        jobs = client("jobs", env=env)
-        assert "completed" in jobs.stdout
-
-        target = tmp_path / "out.mp4"
-        downloaded = client("download", output_id, "-o", str(target), env=env)
-        assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr
-        assert duration(ffprobe(target)) == pytest.approx(2.0, abs=0.1)
-
-        bad = tmp_path / "bad.json"
-        bad.write_text(json.dumps({"type": "join", "params": {"inputs": [file_id]}}))
-        refused = client("submit", str(bad), env=env)
-        assert refused.returncode == 1 and "HTTP 422" in refused.stdout
-        assert "params.inputs" in refused.stdout
+        admin_env = {**running.env("admin"), "MEDIAFLOW_ENV": "dev",
+                     "MEDIAFLOW_DATA_DIR": str(running.data.resolve())}
+        ok(client("create-admin", "--email", "root@example.com", "--username", "root_ops",
+                  "--password", ADMIN_PASSWORD, env=admin_env))
+        ok(client("login", "--user", "cli_user", "--password", PASSWORD,
+                  env=running.env("user")))
+        ok(client("login", "--user", "root_ops", "--password", ADMIN_PASSWORD,
+                  env=running.env("admin")))
+        yield running
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def test_login_upload_submit_watch_download(stack: Stack, tmp_path: Path) -> None:
+    env = {**stack.env("fresh")}
+    denied = client("files", env=env)
+    assert denied.returncode == 1 and "not logged in" in denied.stdout
+
+    ok(client("login", "--user", "cli_user", "--password", PASSWORD, env=env))
+    creds = stack.work / "config-fresh" / "mediaflow" / "credentials.json"
+    assert creds.stat().st_mode & 0o077 == 0
+
+    clip = make_video(tmp_path / "clip.mp4", seconds=1)
+    file_id = ok(client("upload", str(clip), env=env)).strip()
+    assert UUID.match(file_id), "piped, upload prints the id alone"
+    listing = ok(client("files", env=env))
+    assert file_id in listing and "file(s)" in listing
+
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps({"type": "join", "params": {"inputs": [file_id, file_id]},
+                                "output": {"filename": "twice.mp4"}}))
+    submitted = ok(client("submit", str(spec), "--watch", env=env))
+    assert "completed" in submitted
+    output_id = submitted.rsplit("outputs:", 1)[1].split()[0]
+
+    assert "completed" in ok(client("jobs", env=env))
+
+    target = tmp_path / "out.mp4"
+    ok(client("download", output_id, "-o", str(target), env=env))
+    assert duration(ffprobe(target)) == pytest.approx(2.0, abs=0.1)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"type": "join", "params": {"inputs": [file_id]}}))
+    refused = client("submit", str(bad), env=env)
+    assert refused.returncode == 1 and "HTTP 422" in refused.stdout
+    assert "params.inputs" in refused.stdout
+
+
+def test_validate_shows_the_runs_or_what_is_wrong(stack: Stack, tmp_path: Path) -> None:
+    env = stack.env("user")
+    file_id = ok(client("upload", str(make_video(tmp_path / "v.mp4", seconds=1)),
+                        env=env)).strip()
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps({"type": "text_overlay",
+                                "params": {"video": file_id, "text": "plan"}}))
+    shown = ok(client("validate", str(spec), env=env))
+    assert "text_overlay" in shown and "{in0}" in shown and "valid: 1 ffmpeg run(s)" in shown
+    spec.write_text(json.dumps({"type": "text_overlay", "params": {"video": file_id}}))
+    refused = client("validate", str(spec), env=env)
+    assert refused.returncode == 1 and "HTTP 422" in refused.stdout
+    assert "params.text" in refused.stdout
+
+
+def test_pause_reroute_resume_watch_and_logs(stack: Stack, tmp_path: Path) -> None:
+    """A two-step job (the first long enough to still run when the pause arrives) stops
+    at the step boundary; an operator reroutes it; it resumes and completes."""
+    user, admin = stack.env("user"), stack.env("admin")
+    http = stack.http("cli_user", PASSWORD)
+    long_clip = make_video(tmp_path / "long.mp4", seconds=40)
+    file_id = ok(client("upload", str(long_clip), env=user)).strip()
+    job = http.post("/jobs", json={"type": "combined", "params": {
+        "execution": "stepwise", "steps": [
+            {"id": "one", "type": "text_overlay", "params": {"video": file_id, "text": "1"}},
+            {"id": "two", "type": "text_overlay", "params": {"video": "@one", "text": "2"}}]},
+        "output": {"preset": "medium"}}).json()
+    assert "pause requested" in ok(client("pause", job["id"], env=user))
+    deadline = time.monotonic() + 90
+    while (state := http.get(f"/jobs/{job['id']}").json())["status"] != "paused":
+        assert state["status"] in ("pending", "processing"), state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+    assert state["progress"]["steps_done"] == 1
+
+    assert "remaining steps go to the cpu pool" in ok(
+        client("admin", "reroute", job["id"], "cpu", env=admin))
+    refused = client("admin", "reroute", job["id"], "cpu", env=user)
+    assert refused.returncode == 1 and "HTTP 403" in refused.stdout
+
+    ok(client("resume", job["id"], env=user))
+    watched = ok(client("jobs", "--watch", env=user))  # returns once every job has ended
+    assert job["id"] in watched and "completed" in watched
+    assert http.get(f"/jobs/{job['id']}").json()["status"] == "completed"
+
+    logged = ok(client("logs", job["id"], env=user))
+    assert "2 operation(s)" in logged
+    assert logged.count("text_overlay") == 2 and " ok " in logged.replace("│", " ")
+
+
+def test_operators_see_stats_every_job_and_users(stack: Stack, tmp_path: Path) -> None:
+    admin, user = stack.env("admin"), stack.env("user")
+    http = stack.http("cli_user", PASSWORD)
+    mine = http.get("/jobs").json()["items"]
+    assert mine, "earlier tests ran jobs"
+
+    stats = ok(client("admin", "stats", env=admin))
+    assert "jobs by status" in stats and "completed" in stats and "users 2" in stats
+
+    every = ok(client("admin", "jobs", "--status", "completed", env=admin))
+    assert all(j["id"] in every for j in mine if j["status"] == "completed")
+
+    listed = ok(client("admin", "users", "--q", "CLI_", env=admin))
+    assert "cli@example.com" in listed and "root@example.com" not in listed
+    assert "1 user(s)" in listed
+    files = http.get("/files/usage").json()
+    row = next(line for line in listed.splitlines() if "cli@example.com" in line)
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    assert cells[3:7] == ["yes", "", str(len(mine)), str(files["file_count"])], cells
+
+    refused = client("admin", "users", env=user)
+    assert refused.returncode == 1 and "HTTP 403" in refused.stdout
+
+
+def test_share_prints_a_link_that_needs_no_credentials(stack: Stack, tmp_path: Path) -> None:
+    env = stack.env("user")
+    file_id = ok(client("upload", str(make_video(tmp_path / "s.mp4", seconds=1)),
+                        env=env)).strip()
+    url = ok(client("share", file_id, "--expires-in", "600", env=env)).strip()
+    shared = httpx.get(url, follow_redirects=True)
+    assert shared.status_code == 200 and shared.content == (tmp_path / "s.mp4").read_bytes()
+
+
+def readme_quick_start() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start with curl", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_quick_start_runs_as_written(stack: Stack, tmp_path: Path) -> None:
+    """The curl walk-through of README.md, word for word, against this stack (only its
+    address differs), with a.mp4 and b.mp4 in the current directory."""
+    script = readme_quick_start()
+    assert "http://127.0.0.1:8000/api/v1" in script
+    script = script.replace("http://127.0.0.1:8000", stack.url)
+    make_video(tmp_path / "a.mp4", seconds=1)
+    make_video(tmp_path / "b.mp4", seconds=1.5)
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "event: completed" in run.stdout
+    saved = tmp_path / "join.mp4"  # the name the README says
+    assert duration(ffprobe(saved)) == pytest.approx(2.5, abs=0.15)
+    assert run.stdout.count('"email":"ada@example.com"') == 3  # registered, me, me by key

@@ -18,7 +18,8 @@ from tests.conftest import PG_SERVER, REPO, create_database, drop_database, run_
 TABLES = {"mf_user", "mf_api_key", "mf_refresh_token", "mf_job", "mf_media_file",
           "mf_operation_log"}
 COMPOSITE_INDEXES = {"mf_job_user_status", "mf_job_user_idempotency", "mf_media_file_user_kind",
-                     "mf_user_email_lower", "mf_user_username_lower"}
+                     "mf_user_email_lower", "mf_user_username_lower",
+                     "mf_operation_log_type_started"}
 
 
 def piccolo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

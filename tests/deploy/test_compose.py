@@ -35,7 +35,8 @@ from tests.deploy.static import (
 
 COMPOSE_SERVICES = {
     "postgres", "temporal", "temporal-ui", "minio", "migrate", "api", "worker-cpu",
-    "worker-gpu", "prometheus", "grafana", "node-exporter", "postgres-exporter",
+    "worker-gpu", "prometheus", "alertmanager", "grafana", "node-exporter", "cadvisor",
+    "postgres-exporter",
 }
 # services built from this repository's Dockerfiles, i.e. running the `mediaflow` CLI
 APP_SERVICES = ("migrate", "api", "worker-cpu", "worker-gpu")
@@ -133,8 +134,8 @@ def test_worker_commands_use_the_spec_pools() -> None:
 
 def test_queue_names_appear_nowhere_wrong() -> None:
     """Any ``mediaflow-<word>`` in the deployment files is one of our task queues (the one
-    exception: the dashboard uid). A typo such as ``mediaflow-cpus`` fails here."""
-    allowed = TASK_QUEUES | {"mediaflow-overview"}
+    exceptions: the dashboard uids). A typo such as ``mediaflow-cpus`` fails here."""
+    allowed = TASK_QUEUES | {"mediaflow-api", "mediaflow-system"}  # + dashboard uids
     files = [
         REPO / "docker-compose.yml",
         REPO / "docker" / "prometheus" / "prometheus.yml",
@@ -234,6 +235,7 @@ def test_published_ports() -> None:
         "temporal-ui": {(8233, 8080)},
         "minio": {(9000, 9000), (9001, 9001)},
         "prometheus": {(9090, 9090)},
+        "alertmanager": {(9093, 9093)},
         "grafana": {(3000, 3000)},
     }
     resolved = resolved_compose()["services"]
@@ -350,7 +352,8 @@ def test_required_variables_are_the_secrets() -> None:
 def test_bind_mounts_exist_and_named_volumes_are_declared() -> None:
     compose = load_compose()
     declared = set(compose.get("volumes") or {})
-    host_paths = {"/", "/proc", "/sys"}  # node-exporter reads the host
+    # node-exporter and cAdvisor read the host
+    host_paths = {"/", "/proc", "/sys", "/var/run", "/var/lib/docker", "/dev/disk"}
     for name, service in compose["services"].items():
         for mount in mounts_of(service):
             if not mount.source:

@@ -102,7 +102,8 @@ def test_grafana_provisioning_points_at_the_mounted_dashboards() -> None:
         host = REPO / mount.source / path.relative_to(mount.target)
         dashboards = sorted(host.glob("*.json"))
         assert dashboards, f"{host} holds no dashboard JSON"
-        assert (REPO / "dashboards" / "mediaflow.json") in dashboards
+        assert {REPO / "dashboards" / f"{name}.json" for name in ("api", "system", "jobs")} \
+            <= set(dashboards)
 
 
 def test_committed_dashboards_use_the_provisioned_datasource() -> None:
@@ -118,3 +119,32 @@ def test_committed_dashboards_use_the_provisioned_datasource() -> None:
         dashboard = json.loads(path.read_text())
         assert dashboard["uid"], f"{path.name} needs a uid for provisioning"
         assert datasources(dashboard) <= {DATASOURCE}, path.name
+
+
+def test_prometheus_container_has_the_rule_files_next_to_its_config() -> None:
+    """rule_files are relative to the config file: promtool (tests/monitoring) resolves them
+    in docker/prometheus/, Prometheus in the container's config directory."""
+    prometheus = services()["prometheus"]
+    flags = dict(arg.split("=", 1) for arg in prometheus["command"] if "=" in arg)
+    config_dir = PurePosixPath(flags["--config.file"]).parent
+    mounted = {m.target: m.source for m in mounts_of(prometheus)}
+    for rule_file in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["rule_files"]:
+        assert mounted[str(config_dir / rule_file)] == f"./docker/prometheus/{rule_file}"
+        assert (PROMETHEUS_CONFIG.parent / rule_file).is_file()
+
+
+def test_prometheus_sends_alerts_to_the_compose_alertmanager() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    targets = [t for am in config["alerting"]["alertmanagers"]
+               for group in am["static_configs"] for t in group["targets"]]
+    assert targets == ["alertmanager:9093"]
+    alertmanager = services()["alertmanager"]
+    flags = dict(arg.split("=", 1) for arg in alertmanager["command"] if "=" in arg)
+    mounted = {m.target: m.source for m in mounts_of(alertmanager)}
+    assert mounted[flags["--config.file"]] == "./docker/alertmanager/alertmanager.yml"
+
+
+def test_prometheus_scrapes_cadvisor_for_the_container_panels() -> None:
+    targets = {t for job in scrape_configs().values() for t in static_targets(job)}
+    assert "cadvisor:8080" in targets
+    assert "cadvisor" in services()

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 
+from core.tables import Job, MediaFile
 from tests.utils.users import create_user, login_headers, new_user_headers
 
 
@@ -100,3 +101,76 @@ async def test_unknown_or_malformed_user_id_is_404(
     for user_id in (uuid.uuid4(), "not-a-uuid"):
         response = await client.get(f"{api_prefix}/users/{user_id}", headers=admin_headers)
         assert response.status_code == 404
+
+
+async def _holdings(user_id: uuid.UUID, jobs: int, sizes: list[int],
+                    deleted_size: int | None = None) -> None:
+    for n in range(jobs):
+        await Job(user=user_id, type="join", status="completed",
+                  workflow_id=f"job-list-{uuid.uuid4().hex[:8]}-{n}").save()
+    for size in [*sizes, *([deleted_size] if deleted_size else [])]:
+        await MediaFile(user=user_id, filename="a.mp4", original_filename="a.mp4", size=size,
+                        content_type="video/mp4", kind="video",
+                        storage_key=f"users/{user_id}/files/{uuid.uuid4()}",
+                        checksum_sha256="0" * 64, is_deleted=size == deleted_size).save()
+
+
+async def test_operators_list_users_with_what_they_hold(
+    client: httpx.AsyncClient, api_prefix: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    ada, _ = await create_user(email=f"Ada.{tag}@Example.com", username=f"ada_{tag}")
+    bob, _ = await create_user(email=f"bob.{tag}@example.com", username=f"Bobby_{tag}")
+    await _holdings(ada.id, jobs=3, sizes=[100, 250], deleted_size=999)
+    admin = await new_user_headers(client, superuser=True)
+
+    found = await client.get(f"{api_prefix}/users", headers=admin, params={"q": f"ADA.{tag}"})
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["total"] == 1 and [u["id"] for u in body["items"]] == [str(ada.id)]
+    item = body["items"][0]
+    assert (item["job_count"], item["file_count"], item["storage_bytes"]) == (3, 2, 350)
+    assert item["username"] == f"ada_{tag}" and "hashed_password" not in item
+    assert {"email", "is_active", "is_superuser", "is_verified", "settings",
+            "created_at"} <= set(item)
+
+    by_name = (await client.get(f"{api_prefix}/users", headers=admin,
+                                params={"q": f"bobby_{tag.upper()}"})).json()
+    assert [u["id"] for u in by_name["items"]] == [str(bob.id)]
+    assert by_name["items"][0]["job_count"] == 0 and by_name["items"][0]["storage_bytes"] == 0
+
+    both = (await client.get(f"{api_prefix}/users", headers=admin, params={"q": tag})).json()
+    assert both["total"] == 2 and [u["id"] for u in both["items"]] == [str(ada.id), str(bob.id)]
+    page = (await client.get(f"{api_prefix}/users", headers=admin,
+                             params={"q": tag, "limit": 1, "offset": 1})).json()
+    assert page["total"] == 2 and [u["id"] for u in page["items"]] == [str(bob.id)]
+
+    everyone = (await client.get(f"{api_prefix}/users", headers=admin)).json()
+    assert everyone["total"] >= 3 and len(everyone["items"]) <= 50
+
+
+async def test_user_search_is_literal(client: httpx.AsyncClient, api_prefix: str) -> None:
+    """``%`` and ``_`` in q are characters, not wildcards; control characters are refused."""
+    admin = await new_user_headers(client, superuser=True)
+    tag = uuid.uuid4().hex[:8]
+    await create_user(username=f"under_{tag}")
+    assert (await client.get(f"{api_prefix}/users", headers=admin,
+                             params={"q": f"under%{tag}"})).json()["total"] == 0
+    assert (await client.get(f"{api_prefix}/users", headers=admin,
+                             params={"q": f"under_{tag}"})).json()["total"] == 1
+    assert (await client.get(f"{api_prefix}/users", headers=admin,
+                             params={"q": f"unde__{tag}"})).json()["total"] == 0  # not "under_"
+    bad = await client.get(f"{api_prefix}/users", headers=admin, params={"q": "a\x00b"})
+    assert bad.status_code == 422
+    assert (await client.get(f"{api_prefix}/users", headers=admin,
+                             params={"limit": 201})).status_code == 422
+
+
+async def test_only_operators_list_users(client: httpx.AsyncClient, api_prefix: str) -> None:
+    headers = await new_user_headers(client)
+    assert (await client.get(f"{api_prefix}/users", headers=headers)).status_code == 403
+    assert (await client.get(f"{api_prefix}/users")).status_code == 401
+    schema = (await client.get(f"{api_prefix}/openapi.json")).json()
+    operation = schema["paths"]["/api/v1/users"]["get"]
+    assert operation["operationId"] == "users-list"
+    assert {"200", "401", "403", "422", "429", "503"} <= set(operation["responses"])
