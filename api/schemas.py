@@ -48,6 +48,7 @@ class Job(BaseModel):
     error: JobError | None
     retry_count: int
     workflow_id: str
+    priority: int = Field(3, ge=1, le=5, description="1 (first) to 5 (last)")
     created_at: Timestamp
     started_at: Timestamp
     completed_at: Timestamp

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
-from core.temporal import search_attribute_args
+from core.temporal import dev_server_args
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE_SECONDS = 10.0
@@ -185,7 +185,7 @@ class DevStack:
             self.stop()
 
     def _start_and_supervise(self, settings: Settings, env: dict[str, str], logs: Path) -> int:
-        attrs = search_attribute_args()
+        attrs = dev_server_args()  # search attributes, priority-ordered queues
         self._spawn("temporal", [
             temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1",
             "--port", str(self.temporal_port), "--ui-port", str(self.ui_port),

@@ -44,3 +44,8 @@ class Pool(StrEnum):
 
     cpu = "cpu"
     gpu = "gpu"
+
+
+#: Job priorities (docs/API.md, "Priorities"): 1 starts first, 5 last, 3 unless asked.
+#: Temporal's task-queue priority keys use the same range and default.
+PRIORITY_HIGHEST, PRIORITY_DEFAULT, PRIORITY_LOWEST = 1, 3, 5

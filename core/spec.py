@@ -60,6 +60,7 @@ from core.containers import (
     CONTAINER_VIDEO_CODECS,
     SUBTITLE_CONTAINERS,
 )
+from core.enums import PRIORITY_DEFAULT, PRIORITY_HIGHEST, PRIORITY_LOWEST
 from core.styles import FONTS, NAMED_COLORS
 
 # --------------------------------------------------------------------------- vocabularies
@@ -674,6 +675,11 @@ class WebhookSpec(SpecModel):
 
 PARAMS_MODELS: dict[str, type[SpecModel]] = {**STEP_PARAMS, "combined": CombinedParams}
 
+JobPriority = Annotated[int, Field(
+    ge=PRIORITY_HIGHEST, le=PRIORITY_LOWEST,
+    description="1 (highest) to 5 (lowest): among waiting steps of one pool, a higher "
+                "priority starts first; running steps are never preempted")]
+
 
 class JobSpec(SpecModel):
     """A job request body (docs/API.md, "Job spec")."""
@@ -683,6 +689,7 @@ class JobSpec(SpecModel):
     output: OutputSpec = Field(default_factory=lambda: OutputSpec())
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     webhook: WebhookSpec | None = None
+    priority: JobPriority = PRIORITY_DEFAULT
 
     _validate_params = field_validator("params", mode="wrap")(_params_for_type)
 

@@ -82,6 +82,7 @@ class Job(Table, tablename="mf_job"):
     retry_count = Integer(default=0)
     workflow_id = Varchar(length=64, index=True)
     idempotency_key = Varchar(length=255, null=True, default=None)
+    priority = Integer(default=3, help_text="1 (first) to 5: the steps' task-queue priority")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     started_at = Timestamptz(null=True, default=None)
     completed_at = Timestamptz(null=True, default=None)

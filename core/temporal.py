@@ -14,7 +14,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 
 from core.config import Settings
 from core.enums import Pool
@@ -28,13 +28,39 @@ POOL_QUEUES: dict[str, str] = {Pool.cpu: CPU_QUEUE, Pool.gpu: GPU_QUEUE}
 SA_USER_ID = SearchAttributeKey.for_keyword("MediaflowUserId")
 SA_JOB_TYPE = SearchAttributeKey.for_keyword("MediaflowJobType")
 SA_JOB_STATUS = SearchAttributeKey.for_keyword("MediaflowJobStatus")
-SEARCH_ATTRIBUTES = (SA_USER_ID, SA_JOB_TYPE, SA_JOB_STATUS)
+SA_PRIORITY = SearchAttributeKey.for_int("MediaflowPriority")
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
+    SA_USER_ID, SA_JOB_TYPE, SA_JOB_STATUS, SA_PRIORITY)
+
+PRIORITY_DYNAMIC_CONFIG = {"matching.numTaskqueueWritePartitions": "1"}
+"""Temporal orders a backlog by priority key within one task-queue partition (the server
+1.32 matcher does so by default); with the default four partitions a low-priority task on
+a lighter partition can start before a high-priority one on another. One write partition
+puts every task in the same ordered backlog while the old read partitions drain
+(docs/OPERATIONS.md, "Priorities")."""
+
+
+SA_TYPE_NAMES = {SearchAttributeIndexedValueType.KEYWORD: "Keyword",
+                 SearchAttributeIndexedValueType.INT: "Int"}
+
+
+def search_attribute_type(key: SearchAttributeKey) -> str:
+    """The type name ``temporal`` commands take: ``Keyword``, ``Int``."""
+    return SA_TYPE_NAMES[key.indexed_value_type]
 
 
 def search_attribute_args() -> list[str]:
     """``temporal server start-dev`` arguments that register mediaflow's search attributes."""
     return [arg for key in SEARCH_ATTRIBUTES
-            for arg in ("--search-attribute", f"{key.name}=Keyword")]
+            for arg in ("--search-attribute", f"{key.name}={search_attribute_type(key)}")]
+
+
+def dev_server_args() -> list[str]:
+    """Every ``temporal server start-dev`` argument mediaflow needs: its search attributes
+    and the priority-ordered task queues (:data:`PRIORITY_DYNAMIC_CONFIG`)."""
+    dynamic = [arg for name, value in PRIORITY_DYNAMIC_CONFIG.items()
+               for arg in ("--dynamic-config-value", f"{name}={value}")]
+    return [*search_attribute_args(), *dynamic]
 
 
 def workflow_id_for(job_id: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from core.enums import JobStatus
+from core.enums import PRIORITY_DEFAULT, JobStatus
 
 PROGRESS_KEYS = ("percent", "step", "steps_done", "steps_total", "eta_seconds", "speed")
 
@@ -51,6 +51,7 @@ def job_public(row: dict[str, Any], live_progress: dict | None = None) -> dict[s
         "error": _error(row.get("error")),
         "retry_count": row.get("retry_count") or 0,
         "workflow_id": row["workflow_id"],
+        "priority": row.get("priority") or PRIORITY_DEFAULT,
         "created_at": _iso(row.get("created_at")),
         "started_at": _iso(row.get("started_at")),
         "completed_at": _iso(row.get("completed_at")),

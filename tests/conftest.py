@@ -25,7 +25,7 @@ from activities.worker import build_workers
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_for, start_pool
 from core.storage import get_storage
-from core.temporal import search_attribute_args
+from core.temporal import dev_server_args
 from tests.utils.media import make_audio, make_video
 from tests.utils.users import new_user_headers
 
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("MEDIAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 # for tests whose workers must not be seen by the rest of the session (GPU routing)
 ISOLATED_NAMESPACE = "mediaflow-isolated"
-SEARCH_ATTRIBUTE_ARGS = search_attribute_args()
+SEARCH_ATTRIBUTE_ARGS = dev_server_args()  # search attributes, priority-ordered queues
 
 
 def temporal_binary() -> str:

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -234,7 +234,7 @@ class MediaJobWorkflow:
         started = workflow.now()
         request = StepInput(
             job_id=job.job_id, user_id=job.user_id, step=step, pool=pool,
-            earlier_outputs={r.step_id: r.storage_key for r in done},
+            earlier_outputs={r.step_id: r.storage_key for r in done}, priority=job.priority,
         )
         record = OperationRecord(
             job_id=job.job_id, step=step.index, step_id=step.step_id, operation_type=step.op,
@@ -291,6 +291,8 @@ class MediaJobWorkflow:
             schedule_to_start_timeout=GPU_PICKUP_TIMEOUT if on_gpu else None,
             heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=STEP_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            # among the steps waiting on the pool's queue, a lower key starts first
+            priority=Priority(priority_key=request.priority),
         )
 
     async def _finalize(self, job: JobInput, results: list[StepResult]) -> list[str]:

@@ -21,6 +21,7 @@ class JobInput:
     accelerator: str = "auto"
     summary: str = ""
     has_webhook: bool = False
+    priority: int = 3  # 1 (first) to 5; its steps carry it to their task queue
 
 
 @dataclass
@@ -39,6 +40,7 @@ class StepInput:
     pool: str
     # storage keys of earlier steps' outputs, by step id
     earlier_outputs: dict[str, str] = field(default_factory=dict)
+    priority: int = 3  # the job's: the task-queue priority key this step was scheduled with
 
 
 @dataclass

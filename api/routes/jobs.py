@@ -15,6 +15,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, 
 from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client
 from temporalio.common import (
+    Priority,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -38,6 +39,7 @@ from core.temporal import (
     JOBS_QUEUE,
     SA_JOB_STATUS,
     SA_JOB_TYPE,
+    SA_PRIORITY,
     SA_USER_ID,
     WORKFLOW_TYPE,
     gpu_workers_polling,
@@ -137,7 +139,7 @@ async def submit_job(
     input_files = referenced_file_ids(spec)
     row = JobRow(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
               input_files=input_files, workflow_id=workflow_id_for(str(job_id)),
-              idempotency_key=idempotency_key,
+              idempotency_key=idempotency_key, priority=spec.priority,
               progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
     try:
         async with files_locked(user.id, input_files) as live:
@@ -168,14 +170,16 @@ async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
         WORKFLOW_TYPE,
         JobInput(job_id=str(job_id), user_id=str(user_id), job_type=spec.type,
                  accelerator=spec.accelerator, summary=summary,
-                 has_webhook=spec.webhook is not None),
+                 has_webhook=spec.webhook is not None, priority=spec.priority),
         id=workflow_id_for(str(job_id)),
         task_queue=JOBS_QUEUE,
+        priority=Priority(priority_key=spec.priority),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes([
             SearchAttributePair(SA_USER_ID, str(user_id)),
             SearchAttributePair(SA_JOB_TYPE, spec.type),
             SearchAttributePair(SA_JOB_STATUS, JobStatus.pending),
+            SearchAttributePair(SA_PRIORITY, spec.priority),
         ]),
         memo={"summary": summary, "job_id": str(job_id)},
     )

@@ -1,6 +1,7 @@
 #!/bin/sh
 # One-shot (service temporal-setup, image temporalio/admin-tools): create mediaflow's
-# namespace and register the search attributes of SPEC §5 as Keyword, then wait until
+# namespace and register mediaflow's search attributes (docs/ARCHITECTURE.md, "Temporal
+# contract"; NAME:Type, as core/temporal.py declares them), then wait until
 # the frontend accepts a visibility query on them, so the API never starts a workflow
 # that Temporal would reject. Idempotent: safe on every `docker compose up`.
 set -eu
@@ -8,8 +9,8 @@ set -eu
 ADDRESS="${TEMPORAL_ADDRESS:-temporal:7233}"
 NAMESPACE="${NAMESPACE:-default}"
 RETENTION="${NAMESPACE_RETENTION:-168h}"
-# workflows/names.py SEARCH_ATTRIBUTES; tests/deploy checks the two lists agree.
-SEARCH_ATTRIBUTES="MediaflowUserId MediaflowJobType MediaflowJobStatus"
+# core/temporal.py SEARCH_ATTRIBUTES; tests/deploy checks the two lists agree.
+SEARCH_ATTRIBUTES="MediaflowUserId:Keyword MediaflowJobType:Keyword MediaflowJobStatus:Keyword MediaflowPriority:Int"
 
 # The frontend listens on IPv4 only (BIND_ON_IP=0.0.0.0): talk to its IPv4 address.
 host="${ADDRESS%:*}"
@@ -49,6 +50,7 @@ ensure_namespace() {
         --address "$ADDRESS"
 }
 
+# ensure_search_attribute NAME TYPE
 ensure_search_attribute() {
     if temporal operator search-attribute list --namespace "$NAMESPACE" --address "$ADDRESS" \
         2> /dev/null | grep -qw "$1"; then
@@ -56,21 +58,22 @@ ensure_search_attribute() {
         return 0
     fi
     temporal operator search-attribute create --namespace "$NAMESPACE" \
-        --name "$1" --type Keyword --address "$ADDRESS"
+        --name "$1" --type "$2" --address "$ADDRESS"
 }
 
 # The frontend caches namespace metadata: a query on the new attributes proves them usable.
 attributes_queryable() {
     temporal workflow list --namespace "$NAMESPACE" --address "$ADDRESS" --limit 1 \
-        --query "MediaflowUserId='probe' AND MediaflowJobType='probe' AND MediaflowJobStatus='probe'" \
+        --query "MediaflowUserId='probe' AND MediaflowJobType='probe' AND MediaflowJobStatus='probe' AND MediaflowPriority=3" \
         > /dev/null 2>&1
 }
 
 retry "Temporal at $ADDRESS is not healthy" cluster_healthy
 retry "cannot create namespace $NAMESPACE" ensure_namespace
 retry "namespace $NAMESPACE never became visible" namespace_exists
-for name in $SEARCH_ATTRIBUTES; do
-    retry "cannot register search attribute $name" ensure_search_attribute "$name"
+for attribute in $SEARCH_ATTRIBUTES; do
+    name="${attribute%%:*}"
+    retry "cannot register search attribute $name" ensure_search_attribute "$name" "${attribute##*:}"
 done
 retry "search attributes never became queryable" attributes_queryable
 echo "namespace $NAMESPACE ready with search attributes: $SEARCH_ATTRIBUTES"

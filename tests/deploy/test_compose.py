@@ -399,8 +399,9 @@ def test_search_attributes_registered_are_the_spec_ones() -> None:
     script = (REPO / "docker/temporal/setup-namespace.sh").read_text()
     listed = re.search(r'^SEARCH_ATTRIBUTES="([^"]+)"', script, re.MULTILINE)
     assert listed, "setup-namespace.sh lists no SEARCH_ATTRIBUTES"
-    assert set(listed[1].split()) == {key.name for key in names.SEARCH_ATTRIBUTES}
-    assert "search-attribute create" in script and "--type Keyword" in script
+    assert set(listed[1].split()) == {f"{key.name}:{names.search_attribute_type(key)}"
+                                      for key in names.SEARCH_ATTRIBUTES}
+    assert "search-attribute create" in script and '--type "$2"' in script
     svc = services()
     assert "setup-namespace.sh" in " ".join(svc["temporal-setup"]["entrypoint"])
     # the namespace it prepares is the one mediaflow uses

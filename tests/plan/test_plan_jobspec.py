@@ -241,7 +241,7 @@ def test_accelerator() -> None:
 
 
 @pytest.mark.parametrize(("body", "loc"), [
-    ({**text_job(), "priority": 1}, ("priority",)),
+    ({**text_job(), "urgency": 1}, ("urgency",)),
     (text_job(fontfile="/etc/passwd"), ("params", "fontfile")),
     ({**text_job(), "output": {"vf": "x"}}, ("output", "vf")),
     (combined(step("a", "text_overlay", video=V1, text="x", style="bold")),

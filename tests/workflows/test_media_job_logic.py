@@ -54,7 +54,7 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(server))
     await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=environment.client.namespace,
-        search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)
                            for key in SEARCH_ATTRIBUTES}))
     try:
         yield environment
