@@ -15,7 +15,18 @@ from api.metrics import metrics_endpoint
 from api.middleware import install_middleware
 from api.openapi import install_openapi, operation_id
 from api.ratelimit import RateLimiter
-from api.routes import admin, api_keys, auth, files, health, jobs, packages, shares, users
+from api.routes import (
+    admin,
+    api_keys,
+    auth,
+    files,
+    health,
+    jobs,
+    packages,
+    shares,
+    templates,
+    users,
+)
 from core.config import Settings, get_settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import StorageError, get_storage
@@ -58,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (health, auth, users, api_keys, files, packages, shares, jobs, admin):
+    for module in (health, auth, users, api_keys, files, packages, shares, jobs, templates,
+                   admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(shares.public_router)  # share links live outside the API prefix
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -48,6 +48,7 @@ class Job(BaseModel):
     error: JobError | None
     retry_count: int
     workflow_id: str
+    template_id: uuid.UUID | None = Field(None, description="the template it was made from")
     priority: int = Field(3, ge=1, le=5, description="1 (first) to 5 (last)")
     created_at: Timestamp
     started_at: Timestamp
@@ -72,6 +73,9 @@ class Plan(BaseModel):
     valid: bool
     plan: list[PlanRun]
     warnings: list[str]
+    spec: dict[str, Any] | None = Field(
+        None, description="the JobSpec that would run, defaults filled in (a template's "
+                          "expanded with the given variables)")
 
 
 class OperationLogEntry(BaseModel):

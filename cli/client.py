@@ -192,17 +192,57 @@ def files(kind: Annotated[str | None, typer.Option(help="video|audio|image|subti
 
 
 def submit(
-    spec: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JobSpec JSON file")],
+    spec: Annotated[Path | None, typer.Argument(exists=True, dir_okay=False,
+                                                help="JobSpec JSON file")] = None,
+    template: Annotated[str | None, typer.Option(
+        "--template", "-t", help="Run this template (id or name) instead of a file")] = None,
+    var: Annotated[list[str] | None, typer.Option(
+        "--var", "-v", help="A template variable, key=value (repeatable)")] = None,
+    priority: Annotated[int | None, typer.Option(
+        min=1, max=5, help="1 (first) to 5 (last); replaces the spec's or template's")] = None,
     watch_: Annotated[bool, typer.Option("--watch", help="Follow progress")] = False,
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key header")] = None,
 ) -> None:
-    """Submit a job from a JSON file."""
-    body = _read_spec(spec)
+    """Submit a job from a JSON file, or from a template with -t NAME -v key=value."""
+    api = Api()
+    if (spec is None) == (template is None):
+        fail("give a JobSpec file or --template NAME (one of them)")
+    body: Any
+    if template is not None:
+        body = {"template": template, "variables": typed_values(api, template, var or [])}
+    else:
+        assert spec is not None
+        if var:
+            fail("-v/--var sets template variables: use it with --template")
+        body = _read_spec(spec)
+    if priority is not None and isinstance(body, dict):
+        body["priority"] = priority
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    job = Api().request("POST", "/jobs", json=body, headers=headers).json()
+    job = api.request("POST", "/jobs", json=body, headers=headers).json()
     console.print(f"job [green]{job['id']}[/green] {job['status']}")
     if watch_:
         watch(job["id"])
+
+
+def typed_values(api: Api, template: str, assignments: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs typed by the template's declared variables: a ``number``
+    variable gets a JSON number, the others the string as written."""
+    declared = api.request("GET", f"/templates/{template}").json()["variables"]
+    values: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            fail(f"-v takes key=value, not {assignment!r}")
+        kind = declared.get(key, {}).get("type")
+        if kind == "number":
+            try:
+                number = float(text)
+            except ValueError:
+                fail(f"{key} is a number variable; {text!r} is not a number")
+            values[key] = int(number) if number.is_integer() else number
+        else:
+            values[key] = text  # unknown names go as they are: the API names them
+    return values
 
 
 def jobs_table(items: list[dict[str, Any]]) -> Table:

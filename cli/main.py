@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, client, operators, server
+from cli import admin, client, operators, server, templates
 
 app = typer.Typer(
     name="mediaflow",
@@ -16,6 +16,7 @@ server.register(app)
 admin.register(app)
 client.register(app)
 app.add_typer(operators.app, name="admin")
+app.add_typer(templates.app, name="templates")
 
 
 if __name__ == "__main__":

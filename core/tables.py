@@ -83,6 +83,8 @@ class Job(Table, tablename="mf_job"):
     workflow_id = Varchar(length=64, index=True)
     idempotency_key = Varchar(length=255, null=True, default=None)
     priority = Integer(default=3, help_text="1 (first) to 5: the steps' task-queue priority")
+    template_id = UUID(null=True, default=None,
+                       help_text="The template the spec was expanded from, if any")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     started_at = Timestamptz(null=True, default=None)
     completed_at = Timestamptz(null=True, default=None)
@@ -112,6 +114,21 @@ class MediaFile(Table, tablename="mf_media_file"):
     share_generation = Integer(
         default=0, help_text="Signed into share links; bumping it revokes every one of them")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Template(Table, tablename="mf_template"):
+    """A job spec with ``{{variables}}`` (docs/API.md, "Templates"); ``public`` ones are
+    house presets every user may run."""
+
+    id = UUID(primary_key=True, default=UUID4())
+    owner = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=64, index=True, help_text="[a-z0-9-], unique per owner")
+    description = Text(default="")
+    spec = JSON(default={}, help_text="A JobSpec whose strings may hold {{variables}}")
+    variables = JSON(default={}, help_text="name -> {type, default?, description?}")
+    public = Boolean(default=False, index=True, help_text="Readable and runnable by everyone")
+    created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

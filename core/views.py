@@ -51,6 +51,7 @@ def job_public(row: dict[str, Any], live_progress: dict | None = None) -> dict[s
         "error": _error(row.get("error")),
         "retry_count": row.get("retry_count") or 0,
         "workflow_id": row["workflow_id"],
+        "template_id": str(row["template_id"]) if row.get("template_id") else None,
         "priority": row.get("priority") or PRIORITY_DEFAULT,
         "created_at": _iso(row.get("created_at")),
         "started_at": _iso(row.get("started_at")),

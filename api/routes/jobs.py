@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from api import job_control
 from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
+from api.job_requests import JobRequest, resolve
 from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
@@ -35,6 +36,7 @@ from core.reconcile import reconcile
 from core.spec import JobSpec, JobType, SpecError, check_kinds, referenced_file_ids
 from core.tables import Job as JobRow
 from core.tables import OperationLog
+from core.templates import TemplateRun
 from core.temporal import (
     JOBS_QUEUE,
     SA_JOB_STATUS,
@@ -118,50 +120,66 @@ def summary_of(spec: JobSpec, plan: dict) -> str:
 @router.post("", name="submit", status_code=status.HTTP_202_ACCEPTED, response_model=Job,
              responses={200: {"model": Job, "description": "the job of an Idempotency-Key "
                                                            "already used"},
-                        404: {"description": "an input file is missing or not yours"}})
+                        404: {"description": "an input file or the template is missing or "
+                                             "not yours"}})
 async def submit_job(
-    spec: JobSpec, user: CurrentUser, settings: SettingsDep, temporal: TemporalDep,
+    body: JobRequest, user: CurrentUser, settings: SettingsDep, temporal: TemporalDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
+    """A JobSpec, or a template with its variables (docs/API.md, "Templates")."""
+    code, job = await submit(body, user.id, settings, temporal, idempotency_key)
+    return JSONResponse(job, status_code=code)
+
+
+async def submit(request: JobSpec | TemplateRun, user_id: uuid.UUID, settings: Settings,
+                 temporal: Client, idempotency_key: str | None) -> tuple[int, dict]:
+    """Check, record and start one job: (202, Job), or (200, the earlier Job) for a known
+    Idempotency-Key; HTTPException (404, 422, 429, 503) otherwise."""
     if idempotency_key:
-        existing = await existing_for_key(user.id, idempotency_key)
+        existing = await existing_for_key(user_id, idempotency_key)
         if existing is not None:
-            return JSONResponse(job_public(existing), status_code=200)
-    if await at_job_limit(user.id, settings.max_active_jobs_per_user, temporal):
+            return 200, job_public(existing)
+    resolved = await resolve(request, user_id)
+    spec = resolved.spec
+    if await at_job_limit(user_id, settings.max_active_jobs_per_user, temporal):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             detail=f"at most {settings.max_active_jobs_per_user} jobs may run at once",
             headers={"Retry-After": "30"},
         )
-    plan = await check_spec(spec, user.id, settings, temporal)
+    try:
+        plan = await check_spec(spec, user_id, settings, temporal)
+    except HTTPException as exc:
+        raise resolved.relocated(exc) from None
     job_id = uuid.uuid4()
     body = spec.model_dump(mode="json")
     input_files = referenced_file_ids(spec)
-    row = JobRow(id=job_id, user=user.id, type=spec.type, status=JobStatus.pending, spec=body,
+    row = JobRow(id=job_id, user=user_id, type=spec.type, status=JobStatus.pending, spec=body,
               input_files=input_files, workflow_id=workflow_id_for(str(job_id)),
               idempotency_key=idempotency_key, priority=spec.priority,
+              template_id=resolved.template_id,
               progress={"percent": 0.0, "steps_done": 0, "steps_total": len(plan["plan"])})
     try:
-        async with files_locked(user.id, input_files) as live:
+        async with files_locked(user_id, input_files) as live:
             missing = [f for f in input_files if f not in live]
             if missing:  # deleted since check_spec read it
                 raise HTTPException(status.HTTP_404_NOT_FOUND,
                                     detail=f"file {missing[0]} not found")
             await row.save()
     except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):  # same key raced us
-        existing = await existing_for_key(user.id, idempotency_key or "")
+        existing = await existing_for_key(user_id, idempotency_key or "")
         if existing is None:
             raise
-        return JSONResponse(job_public(existing), status_code=200)
+        return 200, job_public(existing)
     try:
-        await start_workflow(temporal, spec, job_id, user.id, summary_of(spec, plan))
+        await start_workflow(temporal, spec, job_id, user_id, summary_of(spec, plan))
     except RPCError as exc:
         await JobRow.delete().where(JobRow.id == job_id)  # nothing half-created is left behind
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                             detail="Temporal is unavailable; the job was not created") from exc
     JOBS_SUBMITTED.labels(spec.type).inc()
-    saved = await job_control.load_job(str(job_id), user.id)
-    return JSONResponse(job_public(saved), status_code=202)
+    saved = await job_control.load_job(str(job_id), user_id)
+    return 202, job_public(saved)
 
 
 async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
@@ -186,12 +204,18 @@ async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
 
 
 @router.post("/validate", name="validate", response_model=Plan,
-             responses={404: {"description": "an input file is missing or not yours"}})
-async def validate_job(spec: JobSpec, user: CurrentUser, settings: SettingsDep,
+             responses={404: {"description": "an input file or the template is missing or "
+                                             "not yours"}})
+async def validate_job(body: JobRequest, user: CurrentUser, settings: SettingsDep,
                        temporal: OptionalTemporal) -> dict:
-    """Compile the job without running it: the ffmpeg runs it would make, with placeholders."""
-    plan = await check_spec(spec, user.id, settings, temporal)
-    return {"valid": True, **plan}
+    """Compile the job without running it: the ffmpeg runs it would make, with placeholders,
+    and the JobSpec that would run (a template's, expanded)."""
+    resolved = await resolve(body, user.id)
+    try:
+        plan = await check_spec(resolved.spec, user.id, settings, temporal)
+    except HTTPException as exc:
+        raise resolved.relocated(exc) from None
+    return {"valid": True, **plan, "spec": resolved.spec.model_dump(mode="json")}
 
 
 @router.get("", name="list", response_model=JobList)

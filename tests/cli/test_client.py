@@ -202,6 +202,48 @@ def test_share_prints_a_link_that_needs_no_credentials(stack: Stack, tmp_path: P
     assert shared.status_code == 200 and shared.content == (tmp_path / "s.mp4").read_bytes()
 
 
+def test_templates_and_submit_with_variables(stack: Stack, tmp_path: Path) -> None:
+    """``mediaflow templates create/list/show/delete`` and ``submit --template NAME -v k=v``
+    (a number variable goes as a number, a string and a file id as strings)."""
+    env = stack.env("user")
+    file_id = ok(client("upload", str(make_video(tmp_path / "t.mp4", seconds=2)),
+                        env=env)).strip()
+    body = tmp_path / "template.json"
+    body.write_text(json.dumps({
+        "name": "cli-cut", "description": "cut a clip and size it",
+        "spec": {"type": "trim", "params": {"input": "{{video}}", "duration": "{{seconds}}"},
+                 "output": {"width": "{{width}}", "filename": "{{label}}.mp4"}},
+        "variables": {"video": {"type": "file"}, "seconds": {"type": "number", "default": 1},
+                      "width": {"type": "number"}, "label": {"type": "string"}}}))
+    created = ok(client("templates", "create", str(body), env=env))
+    assert "cli-cut" in created
+    listed = ok(client("templates", env=env))
+    assert "cli-cut" in listed and "width:number" in listed and "1 template(s)" in listed
+    assert '"seconds"' in ok(client("templates", "show", "cli-cut", env=env))
+
+    submitted = ok(client("submit", "--template", "cli-cut", "-v", f"video={file_id}",
+                          "-v", "width=160", "-v", "label=small", "-v", "seconds=1.5",
+                          "--priority", "2", "--watch", env=env))
+    assert "completed" in submitted
+    output_id = submitted.rsplit("outputs:", 1)[1].split()[0]
+    target = tmp_path / "small.mp4"
+    ok(client("download", output_id, "-o", str(target), env=env))
+    probe = ffprobe(target)
+    assert duration(probe) == pytest.approx(1.5, abs=0.1)
+    assert [s["width"] for s in probe["streams"] if s["codec_type"] == "video"] == [160]
+    job = stack.http("cli_user", PASSWORD).get("/jobs", params={"limit": 1}).json()["items"][0]
+    assert job["template_id"] and job["priority"] == 2 and job["spec"]["output"]["width"] == 160
+
+    mistyped = client("submit", "-t", "cli-cut", "-v", f"video={file_id}", "-v", "width=wide",
+                      "-v", "label=x", env=env)
+    assert mistyped.returncode == 1 and "width is a number variable" in mistyped.stdout
+    missing = client("submit", "-t", "cli-cut", "-v", f"video={file_id}", env=env)
+    assert missing.returncode == 1 and "HTTP 422" in missing.stdout
+    assert "variables.width" in missing.stdout and "variables.label" in missing.stdout
+    ok(client("templates", "delete", "cli-cut", env=env))
+    assert "0 template(s)" in ok(client("templates", env=env))
+
+
 def readme_quick_start() -> str:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Quick start with curl", 1)[1]

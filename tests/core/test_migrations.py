@@ -15,11 +15,11 @@ import asyncpg
 from core.tables import ApiKey, Job, MediaFile, OperationLog, RefreshToken, User
 from tests.conftest import PG_SERVER, REPO, create_database, drop_database, run_cli
 
-TABLES = {"mf_user", "mf_api_key", "mf_refresh_token", "mf_job", "mf_media_file",
+TABLES = {"mf_user", "mf_api_key", "mf_refresh_token", "mf_job", "mf_media_file", "mf_template",
           "mf_operation_log"}
 COMPOSITE_INDEXES = {"mf_job_user_status", "mf_job_user_idempotency", "mf_media_file_user_kind",
                      "mf_user_email_lower", "mf_user_username_lower",
-                     "mf_operation_log_type_started"}
+                     "mf_operation_log_type_started", "mf_template_owner_name"}
 
 
 def piccolo(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
