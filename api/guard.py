@@ -34,7 +34,10 @@ KIB = 1024
 MIB = 1024 * KIB
 MAX_DEPTH = 32
 JSON_CAP = 1 * MIB
-"""Job specs, batches and templates: a 50-input join is a few KiB."""
+"""Job specs and templates: a 50-input join is a few KiB."""
+BATCH_CAP = 8 * MIB
+"""``POST /jobs/batch``: up to 100 job specs or template requests."""
+BATCH_PATH = "/api/v1/jobs/batch"
 SMALL_CAP = 64 * KIB
 """Accounts, keys, control and operator routes: a few hundred bytes in practice."""
 SMALL_PREFIXES = ("/api/v1/auth", "/api/v1/users", "/api/v1/api-keys", "/api/v1/admin")
@@ -58,6 +61,8 @@ def rules_for(method: str, path: str, settings: Settings) -> BodyRules:
         return BodyRules(settings.max_upload_bytes + UPLOAD_SLACK, streamed=True)
     if path.startswith(SMALL_PREFIXES):
         return BodyRules(SMALL_CAP, streamed=False)
+    if method == "POST" and path.rstrip("/") == BATCH_PATH:
+        return BodyRules(BATCH_CAP, streamed=False)
     return BodyRules(JSON_CAP, streamed=False)
 
 

@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 
 from api import job_control
 from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
-from api.job_requests import JobRequest, resolve
+from api.job_requests import JobRequest, Resolved, resolve
 from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
@@ -131,26 +131,63 @@ async def submit_job(
     return JSONResponse(job, status_code=code)
 
 
+def too_many_jobs(settings: Settings) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"at most {settings.max_active_jobs_per_user} jobs may run at once",
+        headers={"Retry-After": "30"},
+    )
+
+
+class JobSlots:
+    """Room left under the user's active-job limit, shared by the items of one batch:
+    an item takes a slot once it has passed every check, and gives it back if it is not
+    created after all."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def take(self) -> bool:
+        if self.free <= 0:
+            return False
+        self.free -= 1
+        return True
+
+    def give_back(self) -> None:
+        self.free += 1
+
+
 async def submit(request: JobSpec | TemplateRun, user_id: uuid.UUID, settings: Settings,
-                 temporal: Client, idempotency_key: str | None) -> tuple[int, dict]:
+                 temporal: Client, idempotency_key: str | None,
+                 slots: JobSlots | None = None) -> tuple[int, dict]:
     """Check, record and start one job: (202, Job), or (200, the earlier Job) for a known
-    Idempotency-Key; HTTPException (404, 422, 429, 503) otherwise."""
+    Idempotency-Key; HTTPException (404, 422, 429, 503) otherwise. ``slots``: the batch's
+    share of the active-job limit (else the limit is checked here)."""
     if idempotency_key:
         existing = await existing_for_key(user_id, idempotency_key)
         if existing is not None:
             return 200, job_public(existing)
     resolved = await resolve(request, user_id)
     spec = resolved.spec
-    if await at_job_limit(user_id, settings.max_active_jobs_per_user, temporal):
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"at most {settings.max_active_jobs_per_user} jobs may run at once",
-            headers={"Retry-After": "30"},
-        )
+    if slots is None and await at_job_limit(user_id, settings.max_active_jobs_per_user,
+                                            temporal):
+        raise too_many_jobs(settings)
     try:
         plan = await check_spec(spec, user_id, settings, temporal)
     except HTTPException as exc:
         raise resolved.relocated(exc) from None
+    if slots is not None and not slots.take():
+        raise too_many_jobs(settings)
+    try:
+        return await _create(spec, resolved, plan, user_id, temporal, idempotency_key)
+    except BaseException:
+        if slots is not None:
+            slots.give_back()
+        raise
+
+
+async def _create(spec: JobSpec, resolved: Resolved, plan: dict, user_id: uuid.UUID,
+                  temporal: Client, idempotency_key: str | None) -> tuple[int, dict]:
     job_id = uuid.uuid4()
     body = spec.model_dump(mode="json")
     input_files = referenced_file_ids(spec)
