@@ -23,6 +23,7 @@ from activities import metrics
 from activities.accounts import AccountActivities, end_user_jobs
 from activities.bookkeeping import BookkeepingActivities
 from activities.ffmpeg import FFmpegActivities
+from activities.imports import ImportActivities, await_imports
 from activities.prepare import prepare_job
 from activities.purge import PurgeActivities
 from activities.reconcile import reconcile_quiet_jobs_activity
@@ -33,6 +34,7 @@ from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import Storage, get_storage
 from core.temporal import JOBS_QUEUE, POOL_QUEUES
 from workflows.accounts import DeleteUserWorkflow
+from workflows.imports import ImportFileWorkflow
 from workflows.media_job import MediaJobWorkflow
 from workflows.purge import PurgeDeletedFilesWorkflow
 from workflows.reconcile import ReconcileJobsWorkflow
@@ -52,11 +54,13 @@ def jobs_queue_activities(settings: Settings, storage: Storage) -> list[Callable
     """The activities a worker serves on ``mediaflow-jobs``: bookkeeping, webhooks and
     housekeeping (each the implementation of a stub in ``workflows.activities``)."""
     books = BookkeepingActivities(storage)
+    imports = ImportActivities(settings, storage)
     return [
         prepare_job, books.update_job_status, books.record_operation, books.finalize_job,
         books.discard_outputs, WebhookActivities(settings).deliver_webhook,
         PurgeActivities(storage).purge_deleted_files, reconcile_quiet_jobs_activity,
         end_user_jobs, AccountActivities(storage).remove_user_data,
+        imports.import_file, imports.fail_import, await_imports,  # URL imports
     ]
 
 
@@ -84,10 +88,14 @@ def build_workers(
         client,
         task_queue=JOBS_QUEUE,
         workflows=[MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
-                   DeleteUserWorkflow],
+                   DeleteUserWorkflow, ImportFileWorkflow],
         activities=jobs_queue_activities(settings, storage),
         max_concurrent_activities=20,
         workflow_runner=WORKFLOW_RUNNER,
+        # heartbeats carry cancellation to a URL import or a job waiting for one: let a
+        # cancel reach them within seconds, not 80 % of their heartbeat timeout
+        max_heartbeat_throttle_interval=timedelta(seconds=2),
+        default_heartbeat_throttle_interval=timedelta(seconds=2),
     )
     return [jobs_worker, pool_worker]
 

@@ -22,6 +22,7 @@ from api.routes import (
     batches,
     files,
     health,
+    imports,
     jobs,
     packages,
     shares,
@@ -70,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_middleware(app, settings)
     install_error_handlers(app)
     install_openapi(app)
-    for module in (health, auth, users, api_keys, files, packages, shares, jobs, batches,
-                   templates, admin):
+    for module in (health, auth, users, api_keys, imports, files, packages, shares, jobs,
+                   batches, templates, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(shares.public_router)  # share links live outside the API prefix
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

@@ -73,6 +73,9 @@ class Plan(BaseModel):
     valid: bool
     plan: list[PlanRun]
     warnings: list[str]
+    waits_for: list[uuid.UUID] = Field(
+        default_factory=list, description="input files still importing: the job waits for "
+                                          "them and the plan is compiled then")
     spec: dict[str, Any] | None = Field(
         None, description="the JobSpec that would run, defaults filled in (a template's "
                           "expanded with the given variables)")

@@ -2,8 +2,8 @@
 
 Every value comes from a ``MEDIAFLOW_*`` environment variable or ``.env``.
 ``MEDIAFLOW_ENV=dev`` (what ``mediaflow dev`` sets) relaxes two things: a JWT
-secret is generated once and kept in the data dir, and webhooks may target
-private addresses. Any other environment refuses to start without a strong
+secret is generated once and kept in the data dir, and webhooks and URL imports may
+target private addresses. Any other environment refuses to start without a strong
 ``MEDIAFLOW_JWT_SECRET``.
 """
 
@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     max_media_seconds: float = Field(default=4 * 3600, gt=0)
     max_pixels: int = Field(default=8192 * 8192, gt=0)
     webhook_allow_private: bool | None = None
+    # URL imports (POST /files/import): whether a URL or a redirect may lead to a private,
+    # loopback or link-local address (None: only in dev), and how long one download may
+    # take in all (its size is capped by max_upload_bytes and the quota)
+    import_allow_private: bool | None = None
+    import_timeout_seconds: float = Field(default=3600, gt=0, le=24 * 3600)
     max_active_jobs_per_user: int = Field(default=10, gt=0)
     purge_retention_seconds: float = Field(default=24 * 3600, ge=0)
     purge_interval_seconds: float = Field(default=3600, gt=0)
@@ -134,6 +139,8 @@ class Settings(BaseSettings):
     def _dev_defaults(self) -> Settings:
         if self.webhook_allow_private is None:
             self.webhook_allow_private = self.env == "dev"
+        if self.import_allow_private is None:
+            self.import_allow_private = self.env == "dev"
         return self
 
     @property

@@ -37,6 +37,16 @@ class FileKind(StrEnum):
 class FileSource(StrEnum):
     upload = "upload"
     job_output = "job_output"
+    imported = "import"  # POST /files/import: downloaded from a URL
+
+
+class FileStatus(StrEnum):
+    """Whether a file's bytes are there: an import is ``importing`` until it is downloaded
+    and probed (then ``ready``) or gives up (``failed``, with an error)."""
+
+    ready = "ready"
+    importing = "importing"
+    failed = "failed"
 
 
 class Pool(StrEnum):

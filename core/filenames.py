@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import quote
+from pathlib import PurePosixPath
+from urllib.parse import quote, unquote, urlsplit
 
 MAX_DISPLAY_BYTES = 255  # what most file systems allow for one name
 MAX_ORIGINAL = 1024
@@ -56,3 +57,9 @@ def content_disposition(name: str) -> str:
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_")
     ascii_name = _FALLBACK_UNSAFE.sub("_", ascii_name) or "download"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def url_name(url: str) -> str:
+    """The last path segment of ``url``, decoded: a hint for a display name (data only,
+    made safe by :func:`display_name`)."""
+    return unquote(PurePosixPath(urlsplit(url).path).name)

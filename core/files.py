@@ -37,7 +37,7 @@ async def load_inputs(user_id: uuid.UUID | str, file_ids: list[str]) -> dict[str
         return {}
     rows = await MediaFile.select(
         MediaFile.id, MediaFile.kind, MediaFile.probe, MediaFile.metadata,
-        MediaFile.storage_key, MediaFile.filename,
+        MediaFile.storage_key, MediaFile.filename, MediaFile.status, MediaFile.error,
     ).where(
         MediaFile.id.is_in(wanted), MediaFile.user == uuid.UUID(str(user_id)),
         MediaFile.is_deleted.eq(False),

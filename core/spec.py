@@ -666,10 +666,14 @@ def _graph_errors(combined: CombinedParams) -> Iterator[ErrorItem]:
         yield ("outputs",), "duplicate_output", "outputs must be unique", combined.outputs
 
 
+HttpUrlText = Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_webhook_url)]
+"""An absolute http(s) URL, kept as given (webhooks, URL imports)."""
+
+
 class WebhookSpec(SpecModel):
     """Where terminal job events are POSTed (private targets are refused by the API)."""
 
-    url: Annotated[str, Field(min_length=1, max_length=2048), AfterValidator(_webhook_url)]
+    url: HttpUrlText
     secret: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
 

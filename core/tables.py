@@ -24,7 +24,7 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.table import Table
 
-from core.enums import FileKind, FileSource, JobStatus
+from core.enums import FileKind, FileSource, FileStatus, JobStatus
 
 
 class User(Table, tablename="mf_user"):
@@ -94,6 +94,7 @@ class Job(Table, tablename="mf_job"):
 class MediaFile(Table, tablename="mf_media_file"):
     Kind = FileKind
     Source = FileSource
+    Status = FileStatus
 
     id = UUID(primary_key=True, default=UUID4())
     user = ForeignKey(User, on_delete=OnDelete.cascade, index=True)
@@ -113,6 +114,10 @@ class MediaFile(Table, tablename="mf_media_file"):
     purged_at = Timestamptz(null=True, default=None)
     share_generation = Integer(
         default=0, help_text="Signed into share links; bumping it revokes every one of them")
+    status = Varchar(length=16, choices=Status, default=Status.ready,
+                     help_text="importing until a URL import is downloaded and probed")
+    error = JSON(null=True, default=None, help_text="{code, message} of a failed import")
+    source_url = Text(null=True, default=None, help_text="Where an import came from")
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     updated_at = Timestamptz(default=TimestamptzNow())
 

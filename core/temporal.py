@@ -20,6 +20,7 @@ from core.config import Settings
 from core.enums import Pool
 
 WORKFLOW_TYPE = "MediaJobWorkflow"
+IMPORT_WORKFLOW_TYPE = "ImportFileWorkflow"
 JOBS_QUEUE = "mediaflow-jobs"
 CPU_QUEUE = "mediaflow-cpu"
 GPU_QUEUE = "mediaflow-gpu"
@@ -65,6 +66,10 @@ def dev_server_args() -> list[str]:
 
 def workflow_id_for(job_id: str) -> str:
     return f"job-{job_id}"
+
+
+def import_workflow_id_for(file_id: str) -> str:
+    return f"import-{file_id}"
 
 
 async def connect(settings: Settings, *, timeout: float = 5.0) -> Client:

@@ -1,4 +1,5 @@
-"""Webhook targets and signatures (docs/API.md "Webhook", docs/SECURITY.md #19).
+"""Webhook targets and signatures (docs/API.md "Webhook", docs/SECURITY.md #19); the same
+guard judges URL imports (docs/API.md "Import from a URL") and each of their redirects.
 
 A target is checked on the addresses its host resolves to, and the delivery then connects
 to one of *those* addresses (:func:`pinned`) rather than resolving the name again: a
@@ -42,37 +43,39 @@ def _address_is_public(address: str) -> bool:
     return all(c.is_global and not c.is_multicast for c in candidates)
 
 
-def resolve(host: str, port: int) -> list[str]:
+def resolve(host: str, port: int, purpose: str = "webhook") -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise WebhookTargetRefused(f"webhook host {host!r} does not resolve") from exc
+        raise WebhookTargetRefused(f"{purpose} host {host!r} does not resolve") from exc
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def check_target(url: str, *, allow_private: bool) -> list[str]:
+def check_target(url: str, *, allow_private: bool, purpose: str = "webhook") -> list[str]:
     """Refuse non-http(s) URLs, credentials in URLs, and (unless allowed) any host that
     resolves to a loopback, private, link-local (169.254.169.254) or reserved address.
-    Returns the resolved addresses, in resolver order: connect only to these."""
+    Returns the resolved addresses, in resolver order: connect only to these.
+    ``purpose`` (``webhook`` or ``import``) names the URL and its setting in messages."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookTargetRefused("webhook url must be http(s)://host/…")
+        raise WebhookTargetRefused(f"{purpose} url must be http(s)://host/…")
     if parts.username or parts.password:
-        raise WebhookTargetRefused("webhook url must not carry credentials")
+        raise WebhookTargetRefused(f"{purpose} url must not carry credentials")
     host = parts.hostname.rstrip(".").lower()
     if host in METADATA_HOSTS and not allow_private:
-        raise WebhookTargetRefused("webhook url points at a cloud metadata service")
+        raise WebhookTargetRefused(f"{purpose} url points at a cloud metadata service")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise WebhookTargetRefused("webhook url has an invalid port") from exc
-    addresses = resolve(host, port)
+        raise WebhookTargetRefused(f"{purpose} url has an invalid port") from exc
+    addresses = resolve(host, port, purpose)
     if not allow_private:
         private = [a for a in addresses if not _address_is_public(a)]
         if private:
             raise WebhookTargetRefused(
-                "webhook url resolves to a private, loopback or link-local address "
-                f"({', '.join(private)}); set MEDIAFLOW_WEBHOOK_ALLOW_PRIVATE=true to allow it"
+                f"{purpose} url resolves to a private, loopback or link-local address "
+                f"({', '.join(private)}); set MEDIAFLOW_{purpose.upper()}_ALLOW_PRIVATE=true "
+                "to allow it"
             )
     return addresses
 

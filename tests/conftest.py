@@ -120,6 +120,7 @@ def settings(pg_url: str, temporal_env: WorkflowEnvironment, session_data_dir: P
         temporal_address=target,
         jwt_secret=strong_secret(),
         webhook_allow_private=True,
+        import_allow_private=True,  # imports come from loopback servers in the tests
     )
 
 

@@ -19,6 +19,10 @@ from workflows.types import (
     DeleteUserInput,
     DiscardInput,
     FinalizeInput,
+    ImportFailure,
+    ImportInput,
+    ImportResult,
+    ImportWait,
     JobInput,
     OperationRecord,
     PreparedJob,
@@ -102,6 +106,25 @@ async def remove_user_data(request: DeleteUserInput) -> int:
     raise _stub("remove_user_data")
 
 
+@activity.defn(name="import_file")
+async def import_file(request: ImportInput) -> ImportResult:
+    """Download a URL (the SSRF guard on every hop), probe it, store it (activities/imports.py)."""
+    raise _stub("import_file")
+
+
+@activity.defn(name="fail_import")
+async def fail_import(request: ImportFailure) -> None:
+    """Mark an import failed and drop anything it stored (activities/imports.py)."""
+    raise _stub("fail_import")
+
+
+@activity.defn(name="await_imports")
+async def await_imports(request: ImportWait) -> None:
+    """Return once a job's importing inputs are ready; fail if one failed
+    (activities/imports.py)."""
+    raise _stub("await_imports")
+
+
 STUBS = [prepare_job, run_ffmpeg_step, update_job_status, record_operation, finalize_job,
          discard_outputs, deliver_webhook, purge_deleted_files, reconcile_quiet_jobs,
-         end_user_jobs, remove_user_data]
+         end_user_jobs, remove_user_data, import_file, fail_import, await_imports]

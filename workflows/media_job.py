@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from core.plan.model import PlanStep
     from core.temporal import JOBS_QUEUE, POOL_QUEUES, SA_JOB_STATUS, WORKFLOW_TYPE
     from workflows.activities import (
+        await_imports,
         deliver_webhook,
         discard_outputs,
         finalize_job,
@@ -41,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.types import (
         DiscardInput,
         FinalizeInput,
+        ImportWait,
         JobInput,
         OperationRecord,
         RerouteInput,
@@ -94,6 +96,14 @@ FINISH_WHEN_LAST_STEP_DONE = "finish-when-last-step-done"
 """Patch id: a pause stops at the boundary *between* steps; once the last step is done
 the job completes (histories recorded before it paused there as well)."""
 GPU_PICKUP_TIMEOUT = timedelta(seconds=60)
+WAIT_FOR_IMPORTS = "wait-for-imports"
+"""Patch id: a job whose inputs were still being imported when it was submitted
+(``JobInput.importing_files``) waits for them, pending, before anything else, and fails
+with ``ImportFailed`` if one of them does. Only such jobs ask for the patch; histories
+recorded before it never had such inputs."""
+IMPORT_WAIT_LIMIT = timedelta(hours=25)
+"""Longer than any import can take (its own time limit and retries): an import always
+ends, and the wait learns how."""
 
 
 def _not_picked_up(exc: ActivityError) -> bool:
@@ -182,6 +192,8 @@ class MediaJobWorkflow:
     async def run(self, job: JobInput) -> dict:
         results: list[StepResult] = []
         try:
+            if job.importing_files and workflow.patched(WAIT_FOR_IMPORTS):
+                await self._await_imports(job)
             self._status = JobStatus.processing
             prepared = await bookkeep(prepare_job, job)
             await self._upsert_status(JobStatus.processing)
@@ -201,6 +213,15 @@ class MediaJobWorkflow:
             raise ApplicationError(message, type=code, non_retryable=True) from None
         await self._notify(job, "job.completed")
         return {"status": JobStatus.completed, "output_files": output_ids}
+
+    async def _await_imports(self, job: JobInput) -> None:
+        """Wait while the job's inputs download (docs/API.md, "Import from a URL")."""
+        await workflow.execute_activity(
+            await_imports, ImportWait(job.job_id, job.user_id, list(job.importing_files)),
+            task_queue=JOBS_QUEUE, start_to_close_timeout=IMPORT_WAIT_LIMIT,
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=15),
+                                     non_retryable_error_types=["ImportFailed"]))
 
     def _gpu_ready(self, job: JobInput, ready: bool) -> bool:
         if job.accelerator == "gpu" and not ready and not self._pool_override:

@@ -22,6 +22,8 @@ class JobInput:
     summary: str = ""
     has_webhook: bool = False
     priority: int = 3  # 1 (first) to 5; its steps carry it to their task queue
+    # inputs still being imported at submit time: the job waits for them first
+    importing_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,3 +159,44 @@ class DeleteUserInput:
 class DeleteUserResult:
     jobs_ended: int = 0
     objects_removed: int = 0
+
+
+@dataclass
+class ImportInput:
+    """One URL import (docs/API.md, "Import from a URL"). The limits are the API's when it
+    accepted the request; a worker holds them to its own settings too (the stricter wins)."""
+
+    file_id: str
+    user_id: str
+    url: str
+    filename: str = ""
+    max_bytes: int = 0
+    timeout_seconds: float = 3600.0
+    allow_private: bool = False
+
+
+@dataclass
+class ImportResult:
+    file_id: str
+    size: int = 0
+    kind: str = ""
+    sha256: str = ""
+    redirects: int = 0
+
+
+@dataclass
+class ImportFailure:
+    """Why an import gave up: recorded on the file (``status: failed``, ``error``)."""
+
+    file_id: str
+    code: str
+    message: str
+
+
+@dataclass
+class ImportWait:
+    """A job's inputs that were importing when it was submitted."""
+
+    job_id: str
+    user_id: str
+    file_ids: list[str] = field(default_factory=list)

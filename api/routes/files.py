@@ -9,6 +9,7 @@ Content-Type (#12).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -21,17 +22,19 @@ import anyio
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
+from temporalio.service import RPCError
 
-from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
+from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, StorageDep
 from api.serving import parse_range, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
-from core.enums import ACTIVE_STATUSES, FileKind, FileSource
+from core.enums import ACTIVE_STATUSES, FileKind, FileSource, FileStatus
 from core.filenames import content_disposition, display_name, storable_original
 from core.files import files_locked
 from core.probe import MediaRejected, ProbeUnavailable, probe_file
 from core.storage import Storage
 from core.tables import Job, MediaFile
+from core.temporal import import_workflow_id_for
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -67,6 +70,11 @@ class FileMetadata(BaseModel):
     model_config = ConfigDict(extra="allow")  # a package's facts pass through as they are
 
 
+class FileError(BaseModel):
+    code: str
+    message: str
+
+
 class FilePublic(BaseModel):
     id: uuid.UUID
     filename: str
@@ -75,11 +83,18 @@ class FilePublic(BaseModel):
     """The name the client sent, as data (NUL replaced); never used as a path."""
     size: int
     content_type: str
-    kind: FileKind
+    kind: FileKind | None
+    """None until an import is probed."""
     checksum_sha256: str
     metadata: FileMetadata
     source: FileSource
     job_id: uuid.UUID | None
+    status: FileStatus = FileStatus.ready
+    """``importing`` while a URL import runs, then ``ready`` or ``failed``."""
+    error: FileError | None = None
+    """Why an import failed."""
+    source_url: str | None = None
+    """Where an import came from."""
     created_at: dt.datetime
 
 
@@ -102,11 +117,14 @@ def file_public(row: dict[str, Any]) -> dict[str, Any]:
         "original_filename": row["original_filename"],
         "size": row["size"],
         "content_type": row["content_type"],
-        "kind": row["kind"],
+        "kind": row["kind"] or None,
         "checksum_sha256": row["checksum_sha256"],
         "metadata": row["metadata"] or {},
         "source": row["source"],
         "job_id": str(row["job"]) if row.get("job") else None,
+        "status": row.get("status") or FileStatus.ready,
+        "error": row.get("error") or None,
+        "source_url": row.get("source_url"),
         "created_at": row["created_at"],
     }
 
@@ -135,6 +153,15 @@ async def load_file(file_id: str, owner: uuid.UUID) -> dict[str, Any]:
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
     return row
+
+
+def require_ready(row: dict[str, Any]) -> None:
+    """409 for a file whose bytes are not there: an import still running, or failed."""
+    status_ = row.get("status") or FileStatus.ready
+    if status_ == FileStatus.importing:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="the file is still importing")
+    if status_ != FileStatus.ready:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="the file's import failed")
 
 
 def declared_length(request: Request) -> int:
@@ -273,12 +300,14 @@ async def get_file(file_id: str, user: CurrentUser) -> dict[str, Any]:
 @router.get("/{file_id}/download", name="download", response_class=StreamingResponse,
             responses={206: {"description": "partial content (Range)"},
                        307: {"description": "redirect to a presigned S3 URL"},
+                       409: {"description": "an import still running, or failed"},
                        416: {"description": "range not satisfiable"}})
 async def download_file(file_id: str, request: Request, user: CurrentUser,
                         storage: StorageDep) -> Response:
     """The bytes, with Range support and a safe Content-Disposition; or a 307 to S3. A
     package is a zip of its members, streamed as it is written."""
     row = await load_file(file_id, user.id)
+    require_ready(row)
     if row["kind"] == FileKind.package:
         return zip_response(storage, row)
     url = await storage.presign_get(row["storage_key"], filename=row["filename"],
@@ -308,8 +337,9 @@ async def download_file(file_id: str, request: Request, user: CurrentUser,
 
 @router.delete("/{file_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT,
                responses={409: {"description": "a pending, running or paused job uses it"}})
-async def delete_file(file_id: str, user: CurrentUser) -> Response:
-    """Soft delete: the bytes are purged later by the scheduled cleanup."""
+async def delete_file(file_id: str, user: CurrentUser, temporal: OptionalTemporal) -> Response:
+    """Soft delete: the bytes are purged later by the scheduled cleanup. An import still
+    running is cancelled."""
     row = await load_file(file_id, user.id)
     async with files_locked(user.id, [str(row["id"])]) as live:
         if not live:  # deleted meanwhile
@@ -321,4 +351,7 @@ async def delete_file(file_id: str, user: CurrentUser) -> Response:
         now = dt.datetime.now(dt.UTC)
         await MediaFile.update({MediaFile.is_deleted: True, MediaFile.deleted_at: now,
                                 MediaFile.updated_at: now}).where(MediaFile.id == row["id"])
+    if row.get("status") == FileStatus.importing and temporal is not None:
+        with contextlib.suppress(RPCError):  # ended meanwhile: it finds the file deleted
+            await temporal.get_workflow_handle(import_workflow_id_for(str(row["id"]))).cancel()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -28,12 +28,19 @@ from api.job_requests import JobRequest, Resolved, resolve
 from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
-from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus
+from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, FileStatus, JobStatus
 from core.ffmpeg import available_encoders
 from core.files import files_locked, load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
-from core.spec import JobSpec, JobType, SpecError, check_kinds, referenced_file_ids
+from core.spec import (
+    JobSpec,
+    JobType,
+    SpecError,
+    check_kinds,
+    iter_media_uses,
+    referenced_file_ids,
+)
 from core.tables import Job as JobRow
 from core.tables import OperationLog
 from core.templates import TemplateRun
@@ -65,13 +72,22 @@ def unprocessable(errors: list[SpecError]) -> HTTPException:
 async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
                      temporal: Client | None) -> dict:
     """Everything short of running: ownership (404), kinds and plan (422), webhook target,
-    GPU availability. Returns the compiled plan's public view."""
+    GPU availability. Returns the compiled plan's public view — empty, with ``waits_for``,
+    while inputs are still being imported (their kinds and the plan are checked when the
+    job starts, once they are ready)."""
     file_ids = referenced_file_ids(spec)
     inputs = await load_inputs(user_id, file_ids)
     missing = [f for f in file_ids if f not in inputs]
     if missing:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"file {missing[0]} not found")
-    errors = check_kinds(spec, {f: row["kind"] for f, row in inputs.items()})
+    failed = [SpecError(use.loc, f"file {use.value} could not be imported", "file_import_failed")
+              for use in iter_media_uses(spec)
+              if inputs.get(use.value, {}).get("status") == FileStatus.failed]
+    if failed:
+        raise unprocessable(failed)
+    importing = [f for f in file_ids if inputs[f].get("status") == FileStatus.importing]
+    errors = check_kinds(spec, {f: row["kind"] for f, row in inputs.items()
+                                if f not in importing})
     if errors:
         raise unprocessable(errors)
     if spec.webhook is not None:
@@ -87,12 +103,16 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
         raise unprocessable([SpecError(("accelerator",),
                                        "no GPU worker is available; use 'auto' or 'cpu'",
                                        "no_gpu_worker")])
+    if importing:
+        return {"plan": [], "waits_for": importing, "warnings": [
+            f"waits for {len(importing)} file(s) still importing; the plan is compiled when "
+            "they are ready (a failed import fails the job)"]}
     try:
         plan = compile_plan(spec, media_of(inputs), settings.max_media_seconds,
                             encoders=await asyncio.to_thread(available_encoders))
     except SpecError as exc:
         raise unprocessable([exc]) from exc
-    return {"plan": plan.public(), "warnings": list(plan.warnings)}
+    return {"plan": plan.public(), "warnings": list(plan.warnings), "waits_for": []}
 
 
 async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool:
@@ -113,6 +133,8 @@ async def existing_for_key(user_id: uuid.UUID, key: str) -> dict | None:
 
 
 def summary_of(spec: JobSpec, plan: dict) -> str:
+    if plan["waits_for"]:
+        return f"{spec.type} job, waiting for {len(plan['waits_for'])} import(s)"
     runs = len(plan["plan"])
     return f"{spec.type} job, {runs} ffmpeg run{'s' if runs != 1 else ''}"
 
@@ -209,7 +231,8 @@ async def _create(spec: JobSpec, resolved: Resolved, plan: dict, user_id: uuid.U
             raise
         return 200, job_public(existing)
     try:
-        await start_workflow(temporal, spec, job_id, user_id, summary_of(spec, plan))
+        await start_workflow(temporal, spec, job_id, user_id, summary_of(spec, plan),
+                             importing_files=plan["waits_for"])
     except RPCError as exc:
         await JobRow.delete().where(JobRow.id == job_id)  # nothing half-created is left behind
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -220,12 +243,14 @@ async def _create(spec: JobSpec, resolved: Resolved, plan: dict, user_id: uuid.U
 
 
 async def start_workflow(temporal: Client, spec: JobSpec, job_id: uuid.UUID,
-                         user_id: uuid.UUID, summary: str) -> None:
+                         user_id: uuid.UUID, summary: str,
+                         importing_files: list[str] | None = None) -> None:
     await temporal.start_workflow(
         WORKFLOW_TYPE,
         JobInput(job_id=str(job_id), user_id=str(user_id), job_type=spec.type,
                  accelerator=spec.accelerator, summary=summary,
-                 has_webhook=spec.webhook is not None, priority=spec.priority),
+                 has_webhook=spec.webhook is not None, priority=spec.priority,
+                 importing_files=list(importing_files or [])),
         id=workflow_id_for(str(job_id)),
         task_queue=JOBS_QUEUE,
         priority=Priority(priority_key=spec.priority),

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, SettingsDep, StorageDep
-from api.routes.files import load_file
+from api.routes.files import load_file, require_ready
 from api.serving import object_response
 from core.enums import FileKind
 from core.packages import content_type_for, member_key, members_of, valid_member_path
@@ -79,7 +79,8 @@ def public_base(request: Request, public_url: str | None) -> str:
 
 @router.post("/{file_id}/share", status_code=status.HTTP_201_CREATED,
              response_model=SharePublic,
-             responses={404: {"description": "no such file (or someone else's)"}})
+             responses={404: {"description": "no such file (or someone else's)"},
+                        409: {"description": "an import still running, or failed"}})
 async def create_share(
     file_id: str, request: Request, user: CurrentUser, settings: SettingsDep,
     body: Annotated[ShareCreate | None, Body()] = None,
@@ -87,6 +88,7 @@ async def create_share(
     """A link anyone can open without credentials until ``expires_in`` seconds pass or
     the file's links are revoked."""
     row = await load_file(file_id, user.id)
+    require_ready(row)
     expires_at = int(time.time()) + (body or ShareCreate()).expires_in
     token = make_token(settings.jwt_secret_value(),
                        ShareGrant(row["id"], expires_at, row["share_generation"]))

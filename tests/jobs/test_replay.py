@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.accounts import DeleteUserWorkflow
+from workflows.imports import ImportFileWorkflow
 from workflows.media_job import MediaJobWorkflow
 from workflows.purge import PurgeDeletedFilesWorkflow
 from workflows.reconcile import ReconcileJobsWorkflow
@@ -25,8 +26,10 @@ REQUIRED = {
 REQUIRED |= {f"{name}_v2" for name in REQUIRED - {"paused_after_last_step"}}
 """v2: bookkeeping as local activities (``LOCAL_BOOKKEEPING``); the unsuffixed ones were
 recorded before it, and both generations must replay."""
+REQUIRED |= {"import_file_v2",  # URL imports
+             "waited_for_import_v2"}  # a job that waited for one (``WAIT_FOR_IMPORTS``)
 WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
-             DeleteUserWorkflow]
+             DeleteUserWorkflow, ImportFileWorkflow]
 
 
 def test_every_job_type_has_a_recorded_history() -> None:

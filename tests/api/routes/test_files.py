@@ -36,7 +36,8 @@ from tests.utils.users import new_user_headers
 API = "/api/v1"
 MIB = 1024 * 1024
 FILE_FIELDS = {"id", "filename", "original_filename", "size", "content_type", "kind",
-               "checksum_sha256", "metadata", "source", "job_id", "created_at"}
+               "checksum_sha256", "metadata", "source", "job_id", "created_at",
+               "status", "error", "source_url"}  # the last three: URL imports
 METADATA_FIELDS = {"duration", "duration_source", "format", "width", "height", "fps", "vfr",
                    "rotation", "video_codec", "audio_codec", "sample_rate", "channels",
                    "bit_rate", "streams"}
