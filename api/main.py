@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import job_control
+from api.cors import install_cors
 from api.errors import install_error_handlers
 from api.metrics import metrics_endpoint
 from api.middleware import install_middleware
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings)
     app.state.live_views = job_control.LiveViews()
     install_middleware(app, settings)
+    install_cors(app, settings)  # outermost: its headers go on every answer
     install_error_handlers(app)
     install_openapi(app)
     for module in (health, auth, users, api_keys, imports, files, packages, shares, jobs,

@@ -9,12 +9,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from core.config import Settings, WeakSecretError, get_settings
 
 
 def _settings_or_exit() -> Settings:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"MEDIAFLOW_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        typer.secho(f"refusing to start: {problems}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
     try:
         settings.check_startup()
     except WeakSecretError as exc:

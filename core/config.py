@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     # in share links; unset: the base URL of the request that creates the link.
     public_url: str | None = None
 
+    # Browser apps on these origins (comma-separated, "https://app.example.com") may call
+    # /api/v1 with credentials (api/cors.py); unset: none, or in dev any local origin
+    # (http://localhost:<any port>, 127.0.0.1, [::1]). "*" is refused: browsers never send
+    # credentials to a wildcard, and echoing every origin back would let any site in.
+    cors_origins: str | None = None
+
     # The HTTP server's patience (api/server.py, api/guard.py): headers must be complete
     # within http_header_timeout seconds of the connection (or of the request's first
     # byte); a body may pause at most http_body_timeout between chunks, and a JSON body
@@ -134,6 +140,25 @@ class Settings(BaseSettings):
                 or parsed.fragment:
             raise ValueError("must be an absolute http(s) URL without query or fragment")
         return value.rstrip("/")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: str | None) -> str | None:
+        origins = [o.strip() for o in (value or "").split(",") if o.strip()]
+        for origin in origins:
+            if "*" in origin:
+                raise ValueError("'*' cannot be allowed together with credentials: list the "
+                                 "origins (https://app.example.com,https://admin.example.com)")
+            parsed = urlsplit(origin)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc or \
+                    parsed.path not in ("", "/") or parsed.query or parsed.fragment or \
+                    "@" in parsed.netloc:
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port])")
+        return ",".join(o.rstrip("/") for o in origins) or None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _dev_defaults(self) -> Settings:
