@@ -245,6 +245,62 @@ def typed_values(api: Api, template: str, assignments: list[str]) -> dict[str, A
     return values
 
 
+def import_(
+    url: Annotated[str, typer.Argument(help="http(s) URL of a media file")],
+    filename: Annotated[str | None, typer.Option(help="Display name (default: from the URL)")]
+    = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait",
+                                       help="Wait until it is ready or failed")] = True,
+) -> None:
+    """Import a media file from a URL into your files; prints its id (alone when piped)."""
+    api = Api()
+    body: dict[str, Any] = {"url": url}
+    if filename:
+        body["filename"] = filename
+    item = api.request("POST", "/files/import", json=body).json()
+    with bars.status(f"importing {url}") if wait else contextlib.nullcontext():
+        while wait and item["status"] == "importing":
+            time.sleep(1.0)
+            item = api.request("GET", f"/files/{item['id']}").json()
+    if item["status"] == "failed":
+        error = item.get("error") or {}
+        fail(f"import failed: {error.get('code', '')} {error.get('message', '')}")
+    if console.is_terminal:
+        console.print(f"[green]{item['id']}[/green]  {item['status']}  "
+                      f"{item['kind'] or ''}  {item['filename']}")
+    else:
+        print(item["id"])
+
+
+def batch(
+    jobs_file: Annotated[Path, typer.Argument(
+        exists=True, dir_okay=False, help="JSON: {\"jobs\": [...]} or a list of jobs")],
+    idempotency_key: Annotated[str | None, typer.Option(
+        help="Idempotency-Key header; item i uses <key>:<i>")] = None,
+) -> None:
+    """Submit up to 100 jobs (JobSpecs or template requests) at once; exit 1 if any item
+    was refused."""
+    body = _read_spec(jobs_file)
+    if isinstance(body, list):
+        body = {"jobs": body}
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    items = Api().request("POST", "/jobs/batch", json=body, headers=headers).json()["items"]
+    table = Table("index", "status", "job", "error")
+    for item in items:
+        error = ""
+        if item.get("error"):
+            detail = item["error"]["detail"]
+            error = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}"
+                              for d in detail) if isinstance(detail, list) else str(detail)
+        table.add_row(str(item["index"]), str(item["status"]),
+                      (item.get("job") or {}).get("id", ""), error)
+    console.print(table)
+    refused = [i for i in items if i["status"] >= 400]
+    console.print(f"{len(items) - len(refused)} job(s) accepted, {len(refused)} refused")
+    if refused:
+        raise typer.Exit(1)
+
+
 def jobs_table(items: list[dict[str, Any]]) -> Table:
     table = Table("id", "type", "status", "progress", "step", "eta", "created")
     for j in items:
@@ -402,5 +458,6 @@ def share(
 
 def register(app: typer.Typer) -> None:
     for command in (login, upload, files, submit, validate, jobs, watch, pause, resume, cancel,
-                    logs, download, share):
+                    logs, download, share, batch):
         app.command()(command)
+    app.command(name="import")(import_)

@@ -3,14 +3,18 @@ module), as a user and as an operator; and the README's quick start, run as writ
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +246,50 @@ def test_templates_and_submit_with_variables(stack: Stack, tmp_path: Path) -> No
     assert "variables.width" in missing.stdout and "variables.label" in missing.stdout
     ok(client("templates", "delete", "cli-cut", env=env))
     assert "0 template(s)" in ok(client("templates", env=env))
+
+
+@contextmanager
+def loopback_files(root: Path) -> Iterator[str]:
+    """``root`` served over HTTP on 127.0.0.1 (a thread), for ``mediaflow import``."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_import_from_a_url_and_submit_a_batch(stack: Stack, tmp_path: Path) -> None:
+    """``mediaflow import URL`` waits until the file is ready and prints its id;
+    ``mediaflow batch`` shows one status per item and exits 1 when one was refused."""
+    env = stack.env("user")
+    make_video(tmp_path / "remote.mp4", seconds=1)
+    (tmp_path / "notes.mp4").write_text("not a video\n" * 50)
+    with loopback_files(tmp_path) as origin:
+        file_id = ok(client("import", f"{origin}/remote.mp4", env=env)).strip()
+        assert UUID.match(file_id)
+        refused = client("import", f"{origin}/notes.mp4", env=env)
+    assert refused.returncode == 1 and "UnsupportedMedia" in refused.stdout
+    shown = stack.http("cli_user", PASSWORD).get(f"/files/{file_id}").json()
+    assert shown["status"] == "ready" and shown["source"] == "import"
+    assert shown["filename"] == "remote.mp4" and shown["kind"] == "video"
+
+    jobs = tmp_path / "batch.json"
+    jobs.write_text(json.dumps({"jobs": [
+        {"type": "transcode", "params": {"input": file_id}, "output": {"container": "mkv"},
+         "priority": 1},
+        {"type": "text_overlay", "params": {"video": file_id}},
+        {"type": "thumbnails", "params": {"input": file_id, "count": 1}}]}))
+    result = client("batch", str(jobs), "--idempotency-key", "cli-batch", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 job(s) accepted, 1 refused" in result.stdout
+    assert "jobs.1.params.text" in result.stdout and "422" in result.stdout
+    again = client("batch", str(jobs), "--idempotency-key", "cli-batch", env=env)
+    assert "2 job(s) accepted" in again.stdout and again.stdout.count(" 200 ") == 2
+    assert "completed" in ok(client("jobs", "--watch", env=env))
 
 
 def readme_quick_start() -> str:
