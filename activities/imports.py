@@ -185,6 +185,8 @@ class ImportActivities:
         max_bytes, timeout, allow_private = self.limits(request)
         scratch = self.settings.scratch_root / "imports"
         await anyio.Path(scratch).mkdir(parents=True, exist_ok=True)
+        async for stale in anyio.Path(scratch).glob(f"{file_id}-a*.part"):
+            await stale.unlink(missing_ok=True)  # a killed worker's attempt
         path = scratch / f"{file_id}-a{activity.info().attempt}.part"
         keepalive = asyncio.create_task(_keep_heartbeating(KEEPALIVE_SECONDS))
         try:
