@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +18,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 disable_created_metrics()  # no `_created` twin of every series
 
@@ -55,34 +54,13 @@ def route_template(scope: Scope) -> str:
     return "/".join(segments)
 
 
-class MetricsMiddleware:
-    """Counts requests by route template (never the raw path: ids would explode labels)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            template = route_template(scope)
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered request by route template (never the raw path: ids would
+    explode the labels); called by ``api.middleware`` once per request."""
+    template = route_template(scope)
+    method = scope.get("method", "GET")
+    HTTP_REQUESTS.labels(method, template, str(status)).inc()
+    HTTP_LATENCY.labels(method, template).observe(seconds)
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.guard import RequestGuard
-from api.metrics import MetricsMiddleware
+from api.metrics import HTTP_IN_FLIGHT, observe_request
 from core.config import Settings
 from core.logs import pop_context, push_context
 
@@ -78,6 +78,7 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:
@@ -89,8 +90,11 @@ class RequestIdMiddleware:
                 raise  # the answer has begun: only dropping the connection is left
             await _internal_error(send_with_id, request_id)
         finally:
+            HTTP_IN_FLIGHT.dec()
+            seconds = time.perf_counter() - started
+            observe_request(scope, status_code, seconds)
             client = scope.get("client")
-            duration_ms = (time.perf_counter() - started) * 1000
+            duration_ms = seconds * 1000
             path = SHARE_TOKEN.sub("/s/<token>", scope["path"])  # a token is a credential
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
@@ -123,11 +127,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Called once by ``api.main.create_app``. Outermost first: the request id (every
-    answer carries one, errors included), the metrics, then the body guard."""
+    """Called once by ``api.main.create_app``. Outermost first: the request id, log line
+    and metrics (every answer carries an id and is counted, errors included), then the
+    body guard. One layer each: every ASGI layer costs every request."""
     _ensure_access_log_output(settings.log_level)
     app.add_middleware(RequestGuard, settings=settings)
-    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
 

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
-from api.serving import parse_range, zip_response
+from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource
@@ -285,25 +284,10 @@ async def download_file(file_id: str, request: Request, user: CurrentUser,
                                     content_type=row["content_type"])
     if url:
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-    size = row["size"]
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row["checksum_sha256"]}"',
-               "Content-Disposition": content_disposition(row["filename"])}
-    byte_range = parse_range(request.headers.get("range"), size)
-    if byte_range is None:
-        start, end, code = 0, size - 1, status.HTTP_200_OK
-    else:
-        (start, end), code = byte_range, status.HTTP_206_PARTIAL_CONTENT
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(max(end - start + 1, 0))
-
-    async def body() -> AsyncIterator[bytes]:
-        if size == 0:
-            return
-        async for chunk in storage.open_stream(row["storage_key"], start=start, end=end):
-            yield chunk
-
-    return StreamingResponse(body(), status_code=code, media_type=row["content_type"],
-                             headers=headers)
+    return object_response(storage, row["storage_key"], row["size"], request,
+                           content_type=row["content_type"], headers={
+                               "ETag": f'"{row["checksum_sha256"]}"',
+                               "Content-Disposition": content_disposition(row["filename"])})
 
 
 @router.delete("/{file_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT,

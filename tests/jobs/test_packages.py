@@ -22,7 +22,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.purge import PurgeActivities
 from core.config import Settings
 from core.tables import MediaFile
-from tests.jobs.test_pipelines import FFmpegCounter
+from tests.jobs.test_pipelines import run_counting_ffmpeg
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import ffprobe
 from tests.utils.server import serving
@@ -294,11 +294,7 @@ async def test_combined_trim_text_transcode_then_package_and_sprite(
     assert [(run["step"], run["op"]) for run in plan["plan"]] == [
         ("final", "fused:trim+text+transcode"), ("hls", "package"), ("sprite", "thumbnails")]
 
-    with FFmpegCounter() as counter:
-        job = await submit(client, headers, spec)
-        counter.job_id = job["id"]
-        done = await wait_for(client, headers, job["id"])
-        await asyncio.sleep(0.05)
+    done, counter = await run_counting_ffmpeg(client, headers, spec)
     assert done["status"] == "completed", done
     assert len(counter.pids) == 3, counter.argvs
     logs = [r for r in (await client.get(f"{API}/jobs/{done['id']}/logs",
