@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,17 +42,26 @@ JOBS_SUBMITTED = Counter(
 )
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def route_template(scope: Scope) -> str:
-    """``/api/v1/jobs/{id}`` for ``/api/v1/jobs/3f…``: the path with its parameters named."""
-    if scope.get("route") is None:
+    """``/api/v1/jobs/{job_id}`` for ``/api/v1/jobs/3f…``: the matched route's own path
+    behind the prefix it was included under, never the raw path (ids, and a share link's
+    member path, would explode the labels).
+
+    FastAPI resolves included routers lazily: ``scope["route"]`` is the route as its
+    router declared it, without the prefix. The prefix is what stands before the part
+    of the path that route matches."""
+    route = scope.get("route")
+    declared = getattr(route, "path", None)
+    pattern = getattr(route, "path_regex", None)
+    if declared is None or pattern is None:
         return "unmatched"
-    segments = scope["path"].split("/")
-    for name, value in (scope.get("path_params") or {}).items():
-        for i in range(len(segments) - 1, -1, -1):
-            if segments[i] == str(value):
-                segments[i] = "{" + name + "}"
-                break
-    return "/".join(segments)
+    path = scope["path"]
+    prefix = next((path[:i] for i in range(len(path))
+                   if path[i] == "/" and pattern.match(path[i:])), "")
+    return prefix + _CONVERTOR.sub(r"{\1}", declared)
 
 
 def observe_request(scope: Scope, status: int, seconds: float) -> None:

@@ -42,6 +42,11 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("mediaflow.api.access")
 
 
+def loggable_path(path: str) -> str:
+    """``path`` as it may be logged: a share link's token hidden (it is a credential)."""
+    return SHARE_TOKEN.sub("/s/<token>", path)
+
+
 def current_request_id() -> str:
     """The id of the request being served ("-" outside one), for log lines and errors."""
     return request_id_var.get()
@@ -85,7 +90,7 @@ class RequestIdMiddleware:
             status_code = 499  # nobody is left to answer (nginx's code for it, in the log)
         except Exception:
             log.exception("unhandled error in %s %s request_id=%s",
-                          scope["method"], scope["path"], request_id)
+                          scope["method"], loggable_path(scope["path"]), request_id)
             if answered:
                 raise  # the answer has begun: only dropping the connection is left
             await _internal_error(send_with_id, request_id)
@@ -95,7 +100,7 @@ class RequestIdMiddleware:
             observe_request(scope, status_code, seconds)
             client = scope.get("client")
             duration_ms = seconds * 1000
-            path = SHARE_TOKEN.sub("/s/<token>", scope["path"])  # a token is a credential
+            path = loggable_path(scope["path"])
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
                 scope["method"],

@@ -25,6 +25,7 @@ from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
 from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
+from core.db import write_transaction
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource
 from core.filenames import content_disposition, display_name, storable_original
 from core.files import files_locked
@@ -205,7 +206,7 @@ async def save_within_quota(row: MediaFile, user_id: uuid.UUID, settings: Settin
     running in parallel; on PostgreSQL a per-user advisory lock makes the
     check and the insert one step, so parallel uploads cannot both squeeze in.
     """
-    async with MediaFile._meta.db.transaction():
+    async with write_transaction(MediaFile._meta.db):
         if settings.is_postgres:
             await MediaFile.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))",
                                 f"mediaflow-quota:{user_id}")

@@ -101,13 +101,27 @@ async def test_many_watchers_of_a_job_share_one_view(
             assert view["status"] in ("processing", "completed")
             await asyncio.sleep(0.2)
 
+    async def tasks_after(seconds: float) -> int:
+        await asyncio.sleep(seconds)
+        return len(asyncio.all_tasks())
+
     started = time.monotonic()
     watchers = [asyncio.create_task(watch(jobs[n % 2]["id"])) for n in range(40)]
+    early = asyncio.create_task(tasks_after(0.6))
     await asyncio.gather(*(poll(jobs[n % 2]["id"]) for n in range(20)))
-    elapsed = time.monotonic() - started
+    elapsed, late = time.monotonic() - started, len(asyncio.all_tasks())
+    # the streams' waits end with their polls: 40 streams polling twice a second would
+    # otherwise leave ~80 more tasks behind every second
+    assert late - await early <= 10, (await early, late)
+    assert views.long_polls == 2  # one per watched job, however many watch it
     for task in watchers:
         task.cancel()
     await asyncio.gather(*watchers, return_exceptions=True)
+    for _ in range(50):  # the streams' generators are closed as their responses end
+        if views.long_polls == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert views.long_polls == 0, "the last watcher to leave stops the job's long poll"
     fetches = views.fetches - before
     # the views were kept fresh all along (at least one fetch per half second for the
     # pair), and at most one per job per half second (plus the start), whatever the
