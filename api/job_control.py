@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.deps import uuid_or_404
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -33,16 +34,9 @@ the workflow asked for."""
 Control = Literal["cancel", "pause", "resume"]
 
 
-def parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found") from None
-
-
 async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
     """The job row, 404 when missing or (for a user) someone else's."""
-    query = Job.select().where(Job.id == parse_id(job_id))
+    query = Job.select().where(Job.id == uuid_or_404(job_id, "job"))
     if owner is not None:
         query = query.where(Job.user == owner)
     row = await query.output(load_json=True).first()

@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep
+from api.deps import CurrentUser, Limit, Offset, SettingsDep, StorageDep, uuid_or_404
 from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
@@ -125,12 +125,9 @@ async def used_bytes(user_id: uuid.UUID) -> tuple[int, int]:
 
 
 async def load_file(file_id: str, owner: uuid.UUID) -> dict[str, Any]:
-    try:
-        key = uuid.UUID(file_id)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found") from None
     row = await MediaFile.select().where(
-        MediaFile.id == key, MediaFile.user == owner, MediaFile.is_deleted.eq(False)
+        MediaFile.id == uuid_or_404(file_id, "file"), MediaFile.user == owner,
+        MediaFile.is_deleted.eq(False),
     ).output(load_json=True).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
