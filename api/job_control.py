@@ -20,6 +20,7 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import uuid_or_404
+from api.metrics import JOB_VIEWS
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -175,6 +176,7 @@ class LiveViews:
 
     async def _fetch(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
         self.fetches += 1
+        JOB_VIEWS.inc()
         try:
             view = await live_view(temporal, await load_job(job_id, None))
         finally:

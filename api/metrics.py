@@ -43,6 +43,11 @@ JOBS_SUBMITTED = Counter(
 
 
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+JOB_VIEWS = Counter(
+    "mediaflow_job_views_total",
+    "Live job views fetched for event streams and GET /jobs/{id} (a row read and, while the "
+    "job runs, one progress query to Temporal), coalesced per job per API process",
+)
 
 
 def route_template(scope: Scope) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client import REGISTRY
 
 from core.config import Settings
 from core.tables import MediaFile
@@ -87,7 +88,7 @@ async def test_many_watchers_of_a_job_share_one_view(
     for job in jobs:
         await wait_running(client, headers, job["id"], min_percent=0)
     views = app.state.live_views
-    before = views.fetches
+    before, counted_before = views.fetches, REGISTRY.get_sample_value("mediaflow_job_views_total")
     async def watch(job_id: str) -> None:  # the in-process transport buffers the stream:
         # the server side polls all the same, which is what is counted
         async with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
@@ -123,6 +124,7 @@ async def test_many_watchers_of_a_job_share_one_view(
         await asyncio.sleep(0.1)
     assert views.long_polls == 0, "the last watcher to leave stops the job's long poll"
     fetches = views.fetches - before
+    assert REGISTRY.get_sample_value("mediaflow_job_views_total") - counted_before == fetches
     # the views were kept fresh all along (at least one fetch per half second for the
     # pair), and at most one per job per half second (plus the start), whatever the
     # audience: 60 watchers polling twice a second would otherwise be 120 fetches a second
