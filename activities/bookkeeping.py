@@ -72,6 +72,8 @@ class BookkeepingActivities:
             values[Job.error] = {"code": update.error_code, "message": update.error_message}
         if update.set_completed:
             values[Job.completed_at] = now()
+        if update.set_started:
+            values[Job.started_at] = now()
         query = Job.update(values).where(Job.id == uuid.UUID(update.job_id))
         ending = None
         if update.status not in TERMINAL_STATUSES:
@@ -151,7 +153,7 @@ class BookkeepingActivities:
 
     @activity.defn(name="discard_outputs")
     async def discard_outputs(self, request: DiscardInput) -> None:
-        for key in request.keys:
+        for key in [*request.keys, *request.intermediate_keys]:
             await self.storage.delete_tree(key)  # a package's members with it
 
 

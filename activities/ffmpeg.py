@@ -315,6 +315,7 @@ class FFmpegActivities:
             out = scratch / step.output_name
             if step.is_directory_output:
                 result = await self._store_directory(request, out)
+                observed.succeeded(decoder, parser.speed)
                 return replace(result, attempt=info.attempt, speed=parser.speed,
                                wall_seconds=round(time.monotonic() - started, 3),
                                pool=self.pool, argv=template, decoder=decoder)

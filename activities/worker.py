@@ -46,8 +46,8 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 """The sandbox still refuses non-deterministic calls (the clock, randomness, I/O) inside a
 workflow, but no longer re-imports the workflow modules for every run: that re-import was
 a tenth of a worker's CPU in a burst of small jobs. Safe because our workflow modules
-keep no module-level state (``tests/jobs/test_replay.py`` replays under the full
-sandbox)."""
+keep no module-level state (``tests/jobs/test_replay.py`` replays every history under
+the full sandbox and under this runner)."""
 
 
 def jobs_queue_activities(settings: Settings, storage: Storage) -> list[Callable[..., Any]]:

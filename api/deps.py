@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, status
@@ -66,3 +67,12 @@ CurrentUser = Annotated[UserModel, Depends(_logged_user)]
 charges the user's request budget (429 when spent)."""
 SuperUser = Annotated[UserModel, Depends(_logged_superuser)]
 """As ``CurrentUser``, and 403 unless the user is a superuser."""
+
+
+def uuid_or_404(value: str, what: str) -> uuid.UUID:
+    """A path id as a UUID; anything else names nothing, so it is the same 404 as an id
+    that does not exist (``"<what> not found"``)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found") from None

@@ -22,6 +22,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from temporalio.service import RPCError
+
+from api.middleware import loggable_path
 
 log = logging.getLogger("mediaflow.api.errors")
 
@@ -89,10 +92,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": safe_errors(exc.errors())},
                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
+    @app.exception_handler(RPCError)
+    async def temporal_refused(request: Request, exc: RPCError) -> JSONResponse:
+        # routes turn the answers that concern a job into their 404/409; what is left
+        # says Temporal is down, slow or overloaded
+        log.warning("Temporal error on %s: %s (%s)", loggable_path(request.url.path), exc.message,
+                    exc.status.name if exc.status else "no status")
+        return JSONResponse({"detail": "Temporal is unavailable"},
+                            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            headers={"Retry-After": "5"})
+
     for kind in DATABASE_DOWN:
         @app.exception_handler(kind)
         async def database_down(request: Request, exc: Exception) -> JSONResponse:
-            log.warning("database unavailable on %s: %s", request.url.path, exc)
+            log.warning("database unavailable on %s: %s", loggable_path(request.url.path), exc)
             return JSONResponse({"detail": "the database is unavailable"},
                                 status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
                                 headers={"Retry-After": "5"})

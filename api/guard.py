@@ -7,10 +7,10 @@ One ASGI middleware, so one rule covers every route — ours and fastapi-users':
   pass the cap. Uploads (``POST /files``) are refused by a declared length over the
   upload limit and otherwise streamed through; their route counts bytes and quota
   itself, as they arrive.
-* **Bounded reads**: a body that stalls for longer than ``MEDIAFLOW_HTTP_BODY_TIMEOUT``
-  between two chunks — or, for a JSON body, takes longer than that in all — is a 408
-  and the connection is closed. (Headers that stall are the server's job:
-  ``api/server.py``.)
+* **Bounded reads**: a streamed body (an upload) that stalls for longer than
+  ``MEDIAFLOW_HTTP_BODY_TIMEOUT`` between two chunks, and any other body that takes
+  longer than that in all, is a 408 and the connection is closed. (Headers that stall
+  are the server's job: ``api/server.py``.)
 * **Strict JSON**: a JSON body is parsed once here with the rules one parser and the
   next agree on: no ``NaN``/``Infinity`` and no number beyond a double (``1e400``), no
   lone UTF-16 surrogates, no duplicate keys, at most :data:`MAX_DEPTH` levels of

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from fastapi import HTTPException, status
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import QueryRejectCondition
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.deps import uuid_or_404
+from api.metrics import JOB_VIEWS
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -25,19 +28,16 @@ from core.views import job_public
 from workflows.types import RerouteInput
 
 QUERY_TIMEOUT = 3.0
+TEMPORAL_AWAY = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+                           RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.CANCELLED})
+"""Temporal's answers that say it is down, slow or overloaded rather than anything about
+the workflow asked for."""
 Control = Literal["cancel", "pause", "resume"]
-
-
-def parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found") from None
 
 
 async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
     """The job row, 404 when missing or (for a user) someone else's."""
-    query = Job.select().where(Job.id == parse_id(job_id))
+    query = Job.select().where(Job.id == uuid_or_404(job_id, "job"))
     if owner is not None:
         query = query.where(Job.user == owner)
     row = await query.output(load_json=True).first()
@@ -101,22 +101,42 @@ class LiveViews:
         self._views: dict[str, tuple[float, dict[str, Any]]] = {}
         self._fetching: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._closing: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        self._watchers: dict[str, int] = {}
+        self._swept = 0.0
         self.fetches = 0  # how many row reads + queries were made (tests count them)
 
-    def closed(self, temporal: Client | None, job_id: str, workflow_id: str) -> asyncio.Event:
-        """An event set when the job's workflow closes (one long poll on Temporal per job
-        per process, shared by its watchers), so a stream reports the ending at once
-        rather than at its next poll. The row is final by then: the workflow records its
-        ending before it closes."""
+    @property
+    def long_polls(self) -> int:
+        """Workflows this process is waiting on (one per watched open job)."""
+        return len(self._closing)
+
+    @contextlib.contextmanager
+    def watching(self, temporal: Client | None, job_id: str,
+                 workflow_id: str) -> Iterator[asyncio.Event]:
+        """For one event stream: an event set when the job's workflow closes (one long
+        poll on Temporal per job per process, shared by its watchers), so a stream
+        reports the ending at once rather than at its next poll. The row is final by
+        then: the workflow records its ending before it closes. The long poll stops
+        when its last watcher leaves (a paused job may stay open for days)."""
         known = self._closing.get(job_id)
-        if known is not None:
-            return known[0]
-        event = asyncio.Event()
-        if temporal is None:
-            return event  # no Temporal: the streams fall back to polling
-        task = asyncio.ensure_future(self._await_close(temporal, job_id, workflow_id, event))
-        self._closing[job_id] = (event, task)
-        return event
+        if known is None:
+            event = asyncio.Event()
+            if temporal is None:  # no Temporal: the stream falls back to polling
+                yield event
+                return
+            task = asyncio.ensure_future(self._await_close(temporal, job_id, workflow_id,
+                                                           event))
+            known = self._closing[job_id] = (event, task)
+        self._watchers[job_id] = self._watchers.get(job_id, 0) + 1
+        try:
+            yield known[0]
+        finally:
+            left = self._watchers.pop(job_id) - 1
+            if left:
+                self._watchers[job_id] = left
+            elif self._closing.get(job_id) is known:
+                del self._closing[job_id]
+                known[1].cancel()
 
     async def _await_close(self, temporal: Client, job_id: str, workflow_id: str,
                            event: asyncio.Event) -> None:
@@ -127,8 +147,18 @@ class LiveViews:
                 await temporal.get_workflow_handle(workflow_id).result(follow_runs=False)
         finally:
             self._views.pop(job_id, None)
-            self._closing.pop(job_id, None)
+            if self._closing.get(job_id, (None,))[0] is event:
+                del self._closing[job_id]
             event.set()
+
+    async def close(self) -> None:
+        """Stop the long polls (the API is shutting down)."""
+        tasks = [task for _, task in self._closing.values()] + list(self._fetching.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._closing.clear()
+        self._views.clear()
 
     async def view(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
         cached = self._views.get(job_id)
@@ -138,11 +168,15 @@ class LiveViews:
         task = self._fetching.get(job_id)
         if task is None or task.done():
             task = asyncio.ensure_future(self._fetch(temporal, job_id))
+            # read even when every waiter was cancelled (or asyncio logs it as lost);
+            # the waiters that remain get the exception from their own await
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
             self._fetching[job_id] = task
         return await asyncio.shield(task)
 
     async def _fetch(self, temporal: Client | None, job_id: str) -> dict[str, Any]:
         self.fetches += 1
+        JOB_VIEWS.inc()
         try:
             view = await live_view(temporal, await load_job(job_id, None))
         finally:
@@ -152,18 +186,20 @@ class LiveViews:
             self._views.pop(job_id, None)  # ended: nobody needs it kept
         else:
             self._views[job_id] = (loop.time(), view)
-            if len(self._views) > MAX_LIVE_VIEWS:
-                self._expire(loop.time())
+        if loop.time() - self._swept >= SWEEP_SECONDS:
+            self._expire(loop.time())
         return view
 
     def _expire(self, now: float) -> None:
+        self._swept = now
         for job_id in [j for j, (at, _) in self._views.items()
                        if now - at >= LIVE_VIEW_SECONDS]:
             self._views.pop(job_id, None)
 
 
 LIVE_VIEW_SECONDS = 0.5
-MAX_LIVE_VIEWS = 10_000
+SWEEP_SECONDS = 10.0
+"""How often stale views of jobs nobody asks about any more are dropped."""
 
 
 def require_active(row: dict[str, Any]) -> None:
@@ -196,5 +232,7 @@ async def _reach(temporal: Client, row: dict[str, Any], call: Any) -> None:
     try:
         await call(handle_of(temporal, row))
     except RPCError as exc:
+        if exc.status in TEMPORAL_AWAY:
+            raise  # a 503 (api.errors), not a verdict on the job
         await reconcile(temporal, row)
         raise HTTPException(status.HTTP_409_CONFLICT, detail="job is no longer running") from exc

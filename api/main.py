@@ -13,7 +13,7 @@ from api import job_control
 from api.cors import install_cors
 from api.errors import install_error_handlers
 from api.metrics import metrics_endpoint
-from api.middleware import install_middleware
+from api.middleware import install_middleware, loggable_path
 from api.openapi import install_openapi, operation_id
 from api.ratelimit import RateLimiter
 from api.routes import (
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.live_views.close()
             await app.state.storage.close()
             await close_pool(engine)
 
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
-        log.warning("storage error on %s: %s", request.url.path, exc)
+        log.warning("storage error on %s: %s", loggable_path(request.url.path), exc)
         return JSONResponse({"detail": "storage is unavailable"}, status_code=503)
 
     return app

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-import time
+import re
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 disable_created_metrics()  # no `_created` twin of every series
 
@@ -42,47 +42,40 @@ JOBS_SUBMITTED = Counter(
 )
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+JOB_VIEWS = Counter(
+    "mediaflow_job_views_total",
+    "Live job views fetched for event streams and GET /jobs/{id} (a row read and, while the "
+    "job runs, one progress query to Temporal), coalesced per job per API process",
+)
+
+
 def route_template(scope: Scope) -> str:
-    """``/api/v1/jobs/{id}`` for ``/api/v1/jobs/3f…``: the path with its parameters named."""
-    if scope.get("route") is None:
+    """``/api/v1/jobs/{job_id}`` for ``/api/v1/jobs/3f…``: the matched route's own path
+    behind the prefix it was included under, never the raw path (ids, and a share link's
+    member path, would explode the labels).
+
+    FastAPI resolves included routers lazily: ``scope["route"]`` is the route as its
+    router declared it, without the prefix. The prefix is what stands before the part
+    of the path that route matches."""
+    route = scope.get("route")
+    declared = getattr(route, "path", None)
+    pattern = getattr(route, "path_regex", None)
+    if declared is None or pattern is None:
         return "unmatched"
-    segments = scope["path"].split("/")
-    for name, value in (scope.get("path_params") or {}).items():
-        for i in range(len(segments) - 1, -1, -1):
-            if segments[i] == str(value):
-                segments[i] = "{" + name + "}"
-                break
-    return "/".join(segments)
+    path = scope["path"]
+    prefix = next((path[:i] for i in range(len(path))
+                   if path[i] == "/" and pattern.match(path[i:])), "")
+    return prefix + _CONVERTOR.sub(r"{\1}", declared)
 
 
-class MetricsMiddleware:
-    """Counts requests by route template (never the raw path: ids would explode labels)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            template = route_template(scope)
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, template, str(status)).inc()
-            HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+def observe_request(scope: Scope, status: int, seconds: float) -> None:
+    """Count one answered request by route template (never the raw path: ids would
+    explode the labels); called by ``api.middleware`` once per request."""
+    template = route_template(scope)
+    method = scope.get("method", "GET")
+    HTTP_REQUESTS.labels(method, template, str(status)).inc()
+    HTTP_LATENCY.labels(method, template).observe(seconds)
 
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.guard import RequestGuard
-from api.metrics import MetricsMiddleware
+from api.metrics import HTTP_IN_FLIGHT, observe_request
 from core.config import Settings
 from core.logs import pop_context, push_context
 
@@ -40,6 +40,11 @@ SHARE_TOKEN = re.compile(r"^/s/[^/]+")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 log = logging.getLogger("mediaflow.api.access")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` as it may be logged: a share link's token hidden (it is a credential)."""
+    return SHARE_TOKEN.sub("/s/<token>", path)
 
 
 def current_request_id() -> str:
@@ -78,20 +83,24 @@ class RequestIdMiddleware:
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
+        HTTP_IN_FLIGHT.inc()
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:
             status_code = 499  # nobody is left to answer (nginx's code for it, in the log)
         except Exception:
             log.exception("unhandled error in %s %s request_id=%s",
-                          scope["method"], scope["path"], request_id)
+                          scope["method"], loggable_path(scope["path"]), request_id)
             if answered:
                 raise  # the answer has begun: only dropping the connection is left
             await _internal_error(send_with_id, request_id)
         finally:
+            HTTP_IN_FLIGHT.dec()
+            seconds = time.perf_counter() - started
+            observe_request(scope, status_code, seconds)
             client = scope.get("client")
-            duration_ms = (time.perf_counter() - started) * 1000
-            path = SHARE_TOKEN.sub("/s/<token>", scope["path"])  # a token is a credential
+            duration_ms = seconds * 1000
+            path = loggable_path(scope["path"])
             log.info(
                 "%s %s %s %.1fms client=%s request_id=%s",
                 scope["method"],
@@ -123,11 +132,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Called once by ``api.main.create_app``. Outermost first: the request id (every
-    answer carries one, errors included), the metrics, then the body guard."""
+    """Called once by ``api.main.create_app``. Outermost first: the request id, log line
+    and metrics (every answer carries an id and is counted, errors included), then the
+    body guard. One layer each: every ASGI layer costs every request."""
     _ensure_access_log_output(settings.log_level)
     app.add_middleware(RequestGuard, settings=settings)
-    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
 
 

@@ -20,8 +20,9 @@ from typing import Any
 from fastapi import HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from core.enums import FileKind
 from core.filenames import content_disposition
-from core.packages import member_key, members_of
+from core.packages import content_type_for, member_key, members_of, valid_member_path
 from core.storage import Storage
 
 RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: any real offset
@@ -51,6 +52,17 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         raise HTTPException(status.HTTP_416_RANGE_NOT_SATISFIABLE, detail="range not satisfiable",
                             headers={"Content-Range": f"bytes */{size}"})
     return start, end
+
+
+def member_response(storage: Storage, row: dict[str, Any], path: str, request: Request, *,
+                    headers: dict[str, str] | None = None) -> Response | None:
+    """One member of a package File (with Range), by its path in ``metadata.members``;
+    None when ``row`` is no package or ``path`` is none of its members."""
+    members = members_of(row["metadata"]) if row["kind"] == FileKind.package else {}
+    if not valid_member_path(path) or path not in members:
+        return None
+    return object_response(storage, member_key(row["storage_key"], path), members[path],
+                           request, content_type=content_type_for(path), headers=headers)
 
 
 def object_response(storage: Storage, key: str, size: int, request: Request, *,

@@ -3,6 +3,7 @@ a user, uploads, and jobs timed from the client's side (submit → terminal stat
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,21 @@ def ffmpeg_seconds(stack: Stack, job: dict) -> float:
     (each covers placing the inputs, ffmpeg, probing and storing the output)."""
     logs = stack.http.get(f"/jobs/{job['id']}/logs").json()
     return sum(row["duration"] or 0.0 for row in logs if row["step"] >= 0 and row["success"])
+
+
+def bench_main(doc: str | None, run: Callable[[argparse.Namespace, Path], None],
+               **options: float | int) -> None:
+    """The common ``main`` of a benchmark: ``--name value`` for each option (its default
+    given here), a temporary media directory removed afterwards, then ``run(args, media)``."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    for name, default in options.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    args = parser.parse_args()
+    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
+    try:
+        run(args, media)
+    finally:
+        shutil.rmtree(media, ignore_errors=True)
 
 
 def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25,

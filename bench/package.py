@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from bench.harness import (
     FFMPEG,
     Stack,
     bare_ffmpeg_seconds,
+    bench_main,
     ffmpeg_seconds,
     make_clip,
     running_stack,
@@ -70,18 +69,6 @@ def separate(stack: Stack, file_id: str, work: Path) -> tuple[float, float]:
     return total + packaging, packaging
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
-    try:
-        run(args, media)
-    finally:
-        shutil.rmtree(media, ignore_errors=True)
-
-
 def run(args: argparse.Namespace, media: Path) -> None:
     clip = make_clip(media / "clip720p.mp4", args.seconds)
     with running_stack() as stack:
@@ -107,6 +94,10 @@ def run(args: argparse.Namespace, media: Path) -> None:
           f"{statistics.median(ladder):.3f} (target <= 0.6)")
     print(f"median package job / bare ffmpeg = {statistics.median(overhead):.3f} "
           f"(target <= 1.05)")
+
+
+def main() -> None:
+    bench_main(__doc__, run, seconds=60.0, rounds=2)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import FFMPEG, bare_ffmpeg_seconds, ffmpeg_seconds, make_clip, running_stack
+from bench.harness import (
+    FFMPEG,
+    bare_ffmpeg_seconds,
+    bench_main,
+    ffmpeg_seconds,
+    make_clip,
+    running_stack,
+)
 
 TILES = 100
 WIDTH = 160
@@ -30,17 +35,6 @@ def separate_calls(clip: Path, seconds: float, work: Path) -> float:
                         "-vf", f"scale={WIDTH}:-2", str(work / f"tile-{n:03d}.jpg")],
                        check=True)
     return time.perf_counter() - started
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60)
-    args = parser.parse_args()
-    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
-    try:
-        run(args, media)
-    finally:
-        shutil.rmtree(media, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, media: Path) -> None:
@@ -64,6 +58,10 @@ def run(args: argparse.Namespace, media: Path) -> None:
     print(f"{TILES} separate single-frame ffmpeg calls: {calls:.2f} s")
     print(f"job wall / separate calls = {job_wall / calls:.3f} (target <= 0.2); "
           f"bare sprite run / separate calls = {bare / calls:.3f}")
+
+
+def main() -> None:
+    bench_main(__doc__, run, seconds=60.0)
 
 
 if __name__ == "__main__":

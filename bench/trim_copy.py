@@ -9,24 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
-import tempfile
 from pathlib import Path
 
-from bench.harness import ffmpeg_seconds, make_clip, running_stack
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=60)
-    args = parser.parse_args()
-    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
-    try:
-        run(args, media)
-    finally:
-        shutil.rmtree(media, ignore_errors=True)
+from bench.harness import bench_main, ffmpeg_seconds, make_clip, running_stack
 
 
 def run(args: argparse.Namespace, media: Path) -> None:
@@ -55,6 +41,10 @@ def run(args: argparse.Namespace, media: Path) -> None:
     print(f"median keyframe copy / accurate re-encode, job wall: "
           f"{statistics.median(ratios):.3f} (target <= 0.05); ffmpeg steps only: "
           f"{statistics.median(ffmpeg_ratios):.3f}")
+
+
+def main() -> None:
+    bench_main(__doc__, run, rounds=2, seconds=60.0)
 
 
 if __name__ == "__main__":

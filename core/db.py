@@ -53,15 +53,23 @@ class _QueuedTransaction(SQLiteTransaction):
     async def __aenter__(self) -> SQLiteTransaction:
         if self._parent is not None:
             return self._parent
-        await self.engine.transaction_lock().acquire()
+        lock = self.engine.transaction_lock()
+        await lock.acquire()
         try:
-            return await super().__aenter__()
+            self.connection = await self.engine.acquire()
         except BaseException:
-            self.engine.transaction_lock().release()
+            lock.release()
             raise
-
-    async def get_connection(self) -> aiosqlite.Connection:
-        return await self.engine.acquire()
+        try:
+            await self.begin()
+        except BaseException:
+            # "database is locked" after the busy timeout, or a cancellation: the
+            # connection goes back (or, in doubt, is dropped) and the lock is freed
+            await self.engine.settle(self.connection)
+            lock.release()
+            raise
+        self.context = self.engine.current_transaction.set(self)
+        return self
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent is not None:
@@ -73,15 +81,18 @@ class _QueuedTransaction(SQLiteTransaction):
             elif not self._committed and not self._rolled_back:
                 await self.commit()
         finally:
-            self.engine.release(self.connection)  # back to the pool, not closed
+            # a failed COMMIT or ROLLBACK leaves the transaction open: settle() rolls
+            # it back or drops the connection, never pools it mid-transaction
+            await asyncio.shield(self.engine.settle(self.connection))
             self.engine.current_transaction.reset(self.context)
             self.engine.transaction_lock().release()
         return exception is None
 
 
 class SharedSQLiteEngine(SQLiteEngine):
-    """Piccolo's SQLite engine with :data:`POOL_SIZE` long-lived connections for the
-    queries outside a transaction (a transaction still gets a connection of its own)."""
+    """Piccolo's SQLite engine with at most :data:`POOL_SIZE` long-lived aiosqlite
+    connections, shared by writes outside a transaction and by transactions, plus one
+    read-only connection for plain ``SELECT``s on the event loop's thread."""
 
     POOL_SIZE = 4
 
@@ -90,9 +101,15 @@ class SharedSQLiteEngine(SQLiteEngine):
         self._pool: asyncio.Queue[aiosqlite.Connection] | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._opened: list[aiosqlite.Connection] = []
+        self._opening = 0
         self._reader: sqlite3.Connection | None = None
         self._wal = False
         self._transactions: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    @property
+    def connections(self) -> int:
+        """Pooled connections open (or being opened) on this event loop."""
+        return len(self._opened) + self._opening
 
     def transaction(self, transaction_type: TransactionType = TransactionType.deferred,
                     allow_nested: bool = True) -> SQLiteTransaction:
@@ -108,8 +125,12 @@ class SharedSQLiteEngine(SQLiteEngine):
         if self._reader is None:
             self._reader = sqlite3.connect(**self.connection_kwargs, check_same_thread=False)
             self._reader.row_factory = dict_factory
+            # WAL first, so that this reader never waits on a writer: a wait here
+            # would hold the event loop
+            self._reader.execute("PRAGMA busy_timeout = 2000")
+            self._reader.execute("PRAGMA journal_mode = WAL")
+            self._reader.execute("PRAGMA busy_timeout = 100")
             self._reader.execute("PRAGMA query_only = 1")
-            self._reader.execute("PRAGMA busy_timeout = 2000")  # only before WAL is on
         return self._reader.execute(query, args).fetchall()
 
     async def get_connection(self) -> aiosqlite.Connection:
@@ -130,19 +151,40 @@ class SharedSQLiteEngine(SQLiteEngine):
         """This event loop's pool; connections are opened on demand up to the size."""
         loop = asyncio.get_running_loop()
         if self._pool is None or self._pool_loop is not loop:
-            self._pool, self._pool_loop, self._opened = asyncio.Queue(), loop, []
+            self._pool, self._pool_loop, self._opened, self._opening = (
+                asyncio.Queue(), loop, [], 0)
         return self._pool
 
     async def acquire(self) -> aiosqlite.Connection:
         pool = self._current_pool()
-        if pool.empty() and len(self._opened) < self.POOL_SIZE:
-            connection = await self.get_connection()
+        if pool.empty() and len(self._opened) + self._opening < self.POOL_SIZE:
+            self._opening += 1  # the slot is taken before the await, not after
+            try:
+                connection = await self.get_connection()
+            finally:
+                self._opening -= 1
             self._opened.append(connection)
             return connection
         return await pool.get()
 
     def release(self, connection: aiosqlite.Connection) -> None:
         self._current_pool().put_nowait(connection)
+
+    async def settle(self, connection: aiosqlite.Connection) -> None:
+        """Return ``connection`` to the pool with no transaction open. If it cannot be
+        rolled back it is closed and dropped, and a fresh one takes its slot."""
+        try:
+            if connection.in_transaction:
+                await connection.rollback()
+        except BaseException:
+            if connection in self._opened:
+                self._opened.remove(connection)
+            try:
+                await connection.close()
+            except Exception:  # noqa: BLE001 - already broken; the slot is what matters
+                log.warning("could not close a broken SQLite connection", exc_info=True)
+            raise
+        self.release(connection)
 
     async def _run_in_new_connection(self, query: str, args: list[Any] | None = None,
                                      query_type: str = "generic", table: Any = None) -> Any:
@@ -153,11 +195,8 @@ class SharedSQLiteEngine(SQLiteEngine):
             async with connection.execute(query, args or []) as cursor:
                 rows = await cursor.fetchall()
             await connection.commit()
-        except BaseException:
-            await asyncio.shield(connection.rollback())  # never hand on an open transaction
-            raise
         finally:
-            self.release(connection)
+            await asyncio.shield(self.settle(connection))  # never pooled mid-transaction
         return rows
 
     async def close_shared(self) -> None:
@@ -168,6 +207,15 @@ class SharedSQLiteEngine(SQLiteEngine):
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def write_transaction(engine: Engine) -> Any:
+    """A transaction that reads and then writes. On SQLite it takes the write lock at
+    BEGIN (IMMEDIATE): a DEFERRED one that read first fails at once with "database is
+    locked" if another connection committed meanwhile, the busy timeout notwithstanding."""
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(TransactionType.immediate)
+    return engine.transaction()
 
 
 def engine_for(url: str) -> Engine:
@@ -207,7 +255,8 @@ async def close_pool(engine: Engine) -> None:
 
 
 async def ping(engine: Engine) -> None:
-    await engine.run_ddl("SELECT 1")
+    """Touch a real table: on SQLite ``SELECT 1`` never opens the database file."""
+    await engine.run_ddl("SELECT 1 FROM mf_user LIMIT 1")
 
 
 def bind_tables(engine: Engine) -> None:

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine
 
+from core.db import write_transaction
 from core.mediainfo import MediaInfo
 from core.tables import MediaFile
 
@@ -57,9 +58,7 @@ async def files_locked(user_id: uuid.UUID | str, file_ids: list[str]) -> AsyncIt
     yields the ids that are live. Rows written inside it commit with it."""
     wanted = sorted({uuid.UUID(f) for f in file_ids})  # one lock order: no deadlocks
     engine = MediaFile._meta.db
-    transaction = (engine.transaction(TransactionType.immediate)
-                   if isinstance(engine, SQLiteEngine) else engine.transaction())
-    async with transaction:
+    async with write_transaction(engine):
         query = MediaFile.select(MediaFile.id).where(
             MediaFile.id.is_in(wanted), MediaFile.user == uuid.UUID(str(user_id)),
             MediaFile.is_deleted.eq(False),

@@ -32,7 +32,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _context: ContextVar[dict[str, Any] | None] = ContextVar("mediaflow_log_context", default=None)
 # LogRecord's own attributes: anything else on a record came from `extra`
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName"}
+    "message", "asctime", "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colour codes
+}
 
 
 def push_context(**fields: Any) -> Token[dict[str, Any] | None]:

@@ -272,9 +272,12 @@ def _check_image_size(size: tuple[int, int] | None, max_pixels: int) -> None:
 async def _declared_image_size(path: Path, head: bytes) -> tuple[int, int] | None:
     """The largest picture an image header declares, read before any decoder runs; None
     when the file is none of the image formats we read."""
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return await _tiff_size(path, head)
-    return _image_size(head)
+    try:
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return await _tiff_size(path, head)
+        return _image_size(head)
+    except struct.error:  # a header cut off inside a field
+        raise UnsupportedMedia("an image whose header is cut off") from None
 
 
 def _image_size(head: bytes) -> tuple[int, int] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -83,20 +84,40 @@ class TemporalConnection:
     """A client connected on first use, so the API starts while Temporal is down.
 
     ``get()`` raises while Temporal is unreachable; the health check and the
-    routes turn that into a 503.
+    routes turn that into a 503. A failed connect is remembered for
+    :data:`RETRY_SECONDS`: meanwhile callers fail at once instead of queueing
+    behind one another for a connect timeout each.
     """
+
+    RETRY_SECONDS = 3.0
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client: Client | None = None
         self._lock = asyncio.Lock()
+        self._failed: tuple[float, Exception] | None = None
+
+    def _recent_failure(self) -> Exception | None:
+        if self._failed is None:
+            return None
+        at, error = self._failed
+        return error if time.monotonic() - at < self.RETRY_SECONDS else None
 
     async def get(self, timeout: float = 5.0) -> Client:
         if self._client is not None:
             return self._client
+        if (error := self._recent_failure()) is not None:
+            raise error
         async with self._lock:
             if self._client is None:
-                self._client = await connect(self._settings, timeout=timeout)
+                if (error := self._recent_failure()) is not None:  # failed while we waited
+                    raise error
+                try:
+                    self._client = await connect(self._settings, timeout=timeout)
+                except Exception as exc:
+                    self._failed = (time.monotonic(), exc)
+                    raise
+                self._failed = None
         return self._client
 
     async def check(self, timeout: float = 3.0) -> None:

@@ -21,6 +21,9 @@ class TTLCache(Generic[K, V]):
         self.seconds = seconds
         self.max_items = max_items
         self._items: dict[K, tuple[float, V]] = {}
+        self.version = 0
+        """Moves on every forget: a value read from the source before a forget may be
+        stale, and ``put(..., read_at=version)`` then leaves it out."""
 
     def get(self, key: K) -> V | None:
         found = self._items.get(key)
@@ -32,17 +35,21 @@ class TTLCache(Generic[K, V]):
             return None
         return value
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, read_at: int | None = None) -> None:
+        """Remember ``value``; when ``read_at`` (the :attr:`version` before the value was
+        read) is given and something was forgotten since, the value may predate the write
+        that caused it, and is not kept."""
+        if read_at is not None and read_at != self.version:
+            return
         if len(self._items) >= self.max_items:
             self._items.clear()  # rare, and cheaper than tracking an eviction order
         self._items[key] = (time.monotonic() + self.seconds, value)
 
     def forget(self, key: K) -> None:
+        self.version += 1
         self._items.pop(key, None)
 
     def forget_where(self, matches: Callable[[V], bool]) -> None:
+        self.version += 1
         for key in [k for k, (_, value) in self._items.items() if matches(value)]:
             self._items.pop(key, None)
-
-    def clear(self) -> None:
-        self._items.clear()

@@ -13,6 +13,9 @@ registered without a stub. A stub body never runs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 from temporalio import activity
 
 from workflows.types import (
@@ -35,94 +38,51 @@ from workflows.types import (
     WebhookInput,
 )
 
-
-def _stub(name: str) -> NotImplementedError:
-    return NotImplementedError(f"{name} is a stub: the worker runs activities/'s implementation")
-
-
-@activity.defn(name="prepare_job")
-async def prepare_job(job: JobInput) -> PreparedJob:
-    """Compile the job's plan and mark it processing (activities/prepare.py)."""
-    raise _stub("prepare_job")
+A = TypeVar("A")
+R = TypeVar("R")
+Activity = Callable[[A], Awaitable[R]]
 
 
-@activity.defn(name="run_ffmpeg_step")
-async def run_ffmpeg_step(request: StepInput) -> StepResult:
-    """One FFmpeg run on a CPU or GPU pool (activities/ffmpeg.py)."""
-    raise _stub("run_ffmpeg_step")
+def stub(name: str, argument: type, result: Any) -> Any:
+    """An activity definition named ``name`` taking ``argument`` and giving ``result``,
+    whose body never runs; the variable it is assigned to carries its static type."""
+    async def never_runs(request: Any) -> Any:
+        raise NotImplementedError(f"{name} is a stub: the worker runs activities/'s own")
+
+    never_runs.__annotations__ = {"request": argument, "return": result}
+    never_runs.__name__ = never_runs.__qualname__ = name
+    return activity.defn(name=name)(never_runs)
 
 
-@activity.defn(name="update_job_status")
-async def update_job_status(update: StatusUpdate) -> None:
-    """The job row's status, progress and error (activities/bookkeeping.py)."""
-    raise _stub("update_job_status")
-
-
-@activity.defn(name="record_operation")
-async def record_operation(record: OperationRecord) -> None:
-    """One operation-log row (activities/bookkeeping.py)."""
-    raise _stub("record_operation")
-
-
-@activity.defn(name="finalize_job")
-async def finalize_job(request: FinalizeInput) -> list[str]:
-    """Publish the kept outputs as files and complete the job (activities/bookkeeping.py)."""
-    raise _stub("finalize_job")
-
-
-@activity.defn(name="discard_outputs")
-async def discard_outputs(request: DiscardInput) -> None:
-    """Remove step outputs that must not outlive the job (activities/bookkeeping.py)."""
-    raise _stub("discard_outputs")
-
-
-@activity.defn(name="deliver_webhook")
-async def deliver_webhook(request: WebhookInput) -> None:
-    """POST the signed terminal event (activities/webhooks.py)."""
-    raise _stub("deliver_webhook")
-
-
-@activity.defn(name="purge_deleted_files")
-async def purge_deleted_files(request: PurgeInput) -> PurgeResult:
-    """One batch of soft-deleted files' bytes (activities/purge.py)."""
-    raise _stub("purge_deleted_files")
-
-
-@activity.defn(name="reconcile_quiet_jobs")
-async def reconcile_quiet_jobs(request: ReconcileInput) -> int:
-    """End the rows of jobs whose workflow closed outside mediaflow (activities/reconcile.py)."""
-    raise _stub("reconcile_quiet_jobs")
-
-
-@activity.defn(name="end_user_jobs")
-async def end_user_jobs(request: DeleteUserInput) -> int:
-    """Cancel a deleted user's active jobs and wait until they end (activities/accounts.py)."""
-    raise _stub("end_user_jobs")
-
-
-@activity.defn(name="remove_user_data")
-async def remove_user_data(request: DeleteUserInput) -> int:
-    """Remove a deleted user's stored objects, then their rows (activities/accounts.py)."""
-    raise _stub("remove_user_data")
-
-
-@activity.defn(name="import_file")
-async def import_file(request: ImportInput) -> ImportResult:
-    """Download a URL (the SSRF guard on every hop), probe it, store it (activities/imports.py)."""
-    raise _stub("import_file")
-
-
-@activity.defn(name="fail_import")
-async def fail_import(request: ImportFailure) -> None:
-    """Mark an import failed and drop anything it stored (activities/imports.py)."""
-    raise _stub("fail_import")
-
-
-@activity.defn(name="await_imports")
-async def await_imports(request: ImportWait) -> None:
-    """Return once a job's importing inputs are ready; fail if one failed
-    (activities/imports.py)."""
-    raise _stub("await_imports")
+# name: (argument) -> result                                   # implemented in activities/
+prepare_job: Activity[JobInput, PreparedJob] = stub(              # prepare.py: compile the
+    "prepare_job", JobInput, PreparedJob)                         # plan, mark processing
+run_ffmpeg_step: Activity[StepInput, StepResult] = stub(          # ffmpeg.py: one FFmpeg run
+    "run_ffmpeg_step", StepInput, StepResult)                     # on a CPU or GPU pool
+update_job_status: Activity[StatusUpdate, None] = stub(           # bookkeeping.py: the job
+    "update_job_status", StatusUpdate, None)                      # row's status and error
+record_operation: Activity[OperationRecord, None] = stub(         # bookkeeping.py: one
+    "record_operation", OperationRecord, None)                    # operation-log row
+finalize_job: Activity[FinalizeInput, list[str]] = stub(          # bookkeeping.py: publish
+    "finalize_job", FinalizeInput, list[str])                     # outputs, complete the job
+discard_outputs: Activity[DiscardInput, None] = stub(             # bookkeeping.py: remove
+    "discard_outputs", DiscardInput, None)                        # outputs that must not stay
+deliver_webhook: Activity[WebhookInput, None] = stub(             # webhooks.py: the signed
+    "deliver_webhook", WebhookInput, None)                        # terminal event
+purge_deleted_files: Activity[PurgeInput, PurgeResult] = stub(    # purge.py: a batch of
+    "purge_deleted_files", PurgeInput, PurgeResult)               # deleted files' bytes
+reconcile_quiet_jobs: Activity[ReconcileInput, int] = stub(       # reconcile.py: end rows of
+    "reconcile_quiet_jobs", ReconcileInput, int)                  # workflows closed outside
+end_user_jobs: Activity[DeleteUserInput, int] = stub(             # accounts.py: cancel and
+    "end_user_jobs", DeleteUserInput, int)                        # await a user's jobs
+remove_user_data: Activity[DeleteUserInput, int] = stub(          # accounts.py: a deleted
+    "remove_user_data", DeleteUserInput, int)                     # user's objects and rows
+import_file: Activity[ImportInput, ImportResult] = stub(          # imports.py: download (the
+    "import_file", ImportInput, ImportResult)                     # SSRF guard on every hop)
+fail_import: Activity[ImportFailure, None] = stub(                # imports.py: mark an import
+    "fail_import", ImportFailure, None)                           # failed, drop its bytes
+await_imports: Activity[ImportWait, None] = stub(                 # imports.py: a job's wait
+    "await_imports", ImportWait, None)                            # for its importing inputs
 
 
 STUBS = [prepare_job, run_ffmpeg_step, update_job_status, record_operation, finalize_job,

@@ -82,6 +82,9 @@ class StatusUpdate:
     error_message: str | None = None
     retry_count: int = 0
     set_completed: bool = False
+    set_started: bool = False
+    """Sent only by workflows started before ``prepare_job`` recorded the start; a
+    task they scheduled may still be delivered after an upgrade."""
 
 
 @dataclass
@@ -118,6 +121,9 @@ class DiscardInput:
 
     job_id: str
     keys: list[str] = field(default_factory=list)
+    intermediate_keys: list[str] = field(default_factory=list)
+    """The earlier ``FinalizeInput``'s name for the keys: a discard task scheduled before
+    an upgrade decodes into this, and its keys are deleted all the same."""
 
 
 @dataclass

@@ -14,7 +14,6 @@ import datetime as dt
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,10 +23,19 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from temporalio.service import RPCError
 
-from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, StorageDep
-from api.serving import parse_range, zip_response
+from api.deps import (
+    CurrentUser,
+    Limit,
+    Offset,
+    OptionalTemporal,
+    SettingsDep,
+    StorageDep,
+    uuid_or_404,
+)
+from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
+from core.db import write_transaction
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource, FileStatus
 from core.filenames import content_disposition, display_name, storable_original
 from core.files import files_locked
@@ -143,12 +151,9 @@ async def used_bytes(user_id: uuid.UUID) -> tuple[int, int]:
 
 
 async def load_file(file_id: str, owner: uuid.UUID) -> dict[str, Any]:
-    try:
-        key = uuid.UUID(file_id)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found") from None
     row = await MediaFile.select().where(
-        MediaFile.id == key, MediaFile.user == owner, MediaFile.is_deleted.eq(False)
+        MediaFile.id == uuid_or_404(file_id, "file"), MediaFile.user == owner,
+        MediaFile.is_deleted.eq(False),
     ).output(load_json=True).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
@@ -233,7 +238,7 @@ async def save_within_quota(row: MediaFile, user_id: uuid.UUID, settings: Settin
     running in parallel; on PostgreSQL a per-user advisory lock makes the
     check and the insert one step, so parallel uploads cannot both squeeze in.
     """
-    async with MediaFile._meta.db.transaction():
+    async with write_transaction(MediaFile._meta.db):
         if settings.is_postgres:
             await MediaFile.raw("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))",
                                 f"mediaflow-quota:{user_id}")
@@ -314,25 +319,10 @@ async def download_file(file_id: str, request: Request, user: CurrentUser,
                                     content_type=row["content_type"])
     if url:
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-    size = row["size"]
-    headers = {"Accept-Ranges": "bytes", "ETag": f'"{row["checksum_sha256"]}"',
-               "Content-Disposition": content_disposition(row["filename"])}
-    byte_range = parse_range(request.headers.get("range"), size)
-    if byte_range is None:
-        start, end, code = 0, size - 1, status.HTTP_200_OK
-    else:
-        (start, end), code = byte_range, status.HTTP_206_PARTIAL_CONTENT
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    headers["Content-Length"] = str(max(end - start + 1, 0))
-
-    async def body() -> AsyncIterator[bytes]:
-        if size == 0:
-            return
-        async for chunk in storage.open_stream(row["storage_key"], start=start, end=end):
-            yield chunk
-
-    return StreamingResponse(body(), status_code=code, media_type=row["content_type"],
-                             headers=headers)
+    return object_response(storage, row["storage_key"], row["size"], request,
+                           content_type=row["content_type"], headers={
+                               "ETag": f'"{row["checksum_sha256"]}"',
+                               "Content-Disposition": content_disposition(row["filename"])})
 
 
 @router.delete("/{file_id}", name="delete", status_code=status.HTTP_204_NO_CONTENT,

@@ -313,9 +313,13 @@ async def job_events(job_id: str, user: CurrentUser, request: Request,
     row = await job_control.load_job(job_id, user.id)  # 404 before the stream starts
     views: job_control.LiveViews = request.app.state.live_views
     job_key = str(row["id"])
-    ended = views.closed(temporal, job_key, row["workflow_id"])
 
     async def stream() -> AsyncIterator[bytes]:
+        with views.watching(temporal, job_key, row["workflow_id"]) as ended:
+            async for chunk in events_until_ended(ended):
+                yield chunk
+
+    async def events_until_ended(ended: asyncio.Event) -> AsyncIterator[bytes]:
         last: dict | None = None
         idle = 0.0
         while True:
@@ -337,7 +341,7 @@ async def job_events(job_id: str, user: CurrentUser, request: Request,
                 await asyncio.sleep(EVENTS_POLL_SECONDS)
             else:
                 with contextlib.suppress(TimeoutError):  # the ending wakes the stream at once
-                    await asyncio.wait_for(asyncio.shield(ended.wait()), EVENTS_POLL_SECONDS)
+                    await asyncio.wait_for(ended.wait(), EVENTS_POLL_SECONDS)
             idle += EVENTS_POLL_SECONDS
 
     return StreamingResponse(stream(), media_type="text/event-stream",

@@ -12,9 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, StorageDep
 from api.routes.files import load_file
-from api.serving import object_response
-from core.enums import FileKind
-from core.packages import content_type_for, member_key, members_of
+from api.serving import member_response
 
 router = APIRouter(prefix="/files", tags=["files"])
 
@@ -29,9 +27,7 @@ async def get_member(file_id: str, path: str, request: Request, user: CurrentUse
                      storage: StorageDep) -> Response:
     """One member of a package (a playlist, a segment, an image), by its path in
     ``metadata.members``."""
-    row = await load_file(file_id, user.id)
-    members = members_of(row["metadata"]) if row["kind"] == FileKind.package else {}
-    if path not in members:
+    response = member_response(storage, await load_file(file_id, user.id), path, request)
+    if response is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such member")
-    return object_response(storage, member_key(row["storage_key"], path), members[path],
-                           request, content_type=content_type_for(path))
+    return response

@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, SettingsDep, StorageDep
 from api.routes.files import load_file, require_ready
-from api.serving import object_response
+from api.serving import member_response, object_response
 from core.enums import FileKind
-from core.packages import content_type_for, member_key, members_of, valid_member_path
 from core.shares import (
     DEFAULT_EXPIRES_IN,
     MAX_EXPIRES_IN,
@@ -150,12 +149,10 @@ async def open_share(token: str, path: str, request: Request, settings: Settings
     row = found
     etag = {"ETag": f'"{row["checksum_sha256"]}"', **CORS_HEADERS}
     if row["kind"] == FileKind.package:
-        members = members_of(row["metadata"])
-        if not valid_member_path(path) or path not in members:
+        member = member_response(storage, row, path, request, headers={**CORS_HEADERS})
+        if member is None:
             return _refuse(status.HTTP_404_NOT_FOUND, "not part of the shared package")
-        return object_response(storage, member_key(row["storage_key"], path), members[path],
-                               request, content_type=content_type_for(path),
-                               headers={**CORS_HEADERS})
+        return member
     if path != row["filename"]:
         return _refuse(status.HTTP_404_NOT_FOUND, "not the shared file")
     return object_response(storage, row["storage_key"], row["size"], request,

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.deps import Limit, Offset, SuperUser, TemporalDep
+from api.deps import Limit, Offset, SuperUser, TemporalDep, uuid_or_404
 from api.users.auth import fastapi_users
 from api.users.db import forget_user
 from api.users.schemas import UserRead, UserUpdate
@@ -105,10 +105,7 @@ async def delete_user(id: str, admin: SuperUser, temporal: TemporalDep) -> UserD
     """Close the account at once (it can no longer log in, and reads of it are 404), then
     ``DeleteUserWorkflow`` cancels its jobs, waits for them, and removes its stored
     objects and rows. Asking again while that runs is harmless."""
-    try:
-        target = uuid.UUID(id)
-    except ValueError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="user not found") from None
+    target = uuid_or_404(id, "user")
     if target == admin.id:
         raise HTTPException(status.HTTP_409_CONFLICT, detail="you cannot delete yourself")
     row = await User.select(User.is_active, User.deleted_at).where(User.id == target).first()

@@ -85,6 +85,7 @@ async def user_id_for_key(key: str) -> uuid.UUID | None:
     cached = KEY_OWNERS.get(digest)
     if cached is not None:
         return cached[1]
+    read_at = KEY_OWNERS.version
     row = (
         await ApiKey.select(ApiKey.id, ApiKey.user, ApiKey.last_used_at)
         .where((ApiKey.key_hash == digest) & ApiKey.revoked_at.is_null())
@@ -92,7 +93,7 @@ async def user_id_for_key(key: str) -> uuid.UUID | None:
     )
     if row is None:
         return None
-    KEY_OWNERS.put(digest, (row["id"], row["user"]))
+    KEY_OWNERS.put(digest, (row["id"], row["user"]), read_at=read_at)
     now = datetime.now(UTC)
     if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_RESOLUTION:
         await ApiKey.update({ApiKey.last_used_at: now}).where(ApiKey.id == row["id"])

@@ -75,9 +75,10 @@ class PiccoloUserDatabase(Generic[UP], BaseUserDatabase[UP, Any]):
         cached = USERS.get(key)
         if cached is not None:
             return cast(UP, cached)
+        read_at = USERS.version  # a write that lands while we read is not undone by us
         user = await self._first(self.user_table._meta.primary_key == id)
         if user is not None:
-            USERS.put(key, user)
+            USERS.put(key, user, read_at=read_at)
         return user
 
     async def get_by_email(self, email: str) -> UP | None:

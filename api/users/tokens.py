@@ -27,6 +27,7 @@ from fastapi_users.jwt import generate_jwt
 from fastapi_users.manager import BaseUserManager
 
 from api.users.models import UserModel
+from core.db import write_transaction
 from core.tables import RefreshToken
 from core.ttlcache import TTLCache
 
@@ -44,9 +45,10 @@ def token_digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-VERIFIED_TOKENS: TTLCache[str, str] = TTLCache(seconds=1.0)
-"""Access tokens whose signature was verified in the last second, and their subject:
-a client's burst of requests pays for one HMAC check. An expiry within that second is
+VERIFIED_TOKENS: TTLCache[tuple[str, str], str] = TTLCache(seconds=1.0)
+"""Access tokens whose signature was verified in the last second (keyed by the digest of
+the secret that verified them, and the token), and their subject: a client's burst of
+requests pays for one HMAC check. An expiry within that second is
 honoured a second late; the user behind it is looked up (and refused if deactivated)
 on every request as before."""
 
@@ -61,6 +63,7 @@ class AccessTokenStrategy(JWTStrategy[UserModel, uuid.UUID]):
             token_audience=[ACCESS_TOKEN_AUDIENCE],
             algorithm=JWT_ALGORITHM,
         )
+        self._secret_digest = token_digest(secret)  # two apps, two secrets: two caches
 
     async def write_token(self, user: UserModel) -> str:
         data = {"sub": str(user.id), "aud": self.token_audience, "typ": ACCESS_TOKEN_TYPE}
@@ -71,12 +74,13 @@ class AccessTokenStrategy(JWTStrategy[UserModel, uuid.UUID]):
     ) -> UserModel | None:
         if token is None:
             return None
-        subject = VERIFIED_TOKENS.get(token)  # a token checked in the last few seconds
+        key = (self._secret_digest, token)
+        subject = VERIFIED_TOKENS.get(key)  # a token checked in the last second
         if subject is None:
             subject = self._verified_subject(token)
             if subject is None:
                 return None
-            VERIFIED_TOKENS.put(token, subject)
+            VERIFIED_TOKENS.put(key, subject)
         try:
             return await user_manager.get(user_manager.parse_id(subject))
         except (exceptions.UserNotExists, exceptions.InvalidID):
@@ -154,7 +158,7 @@ class RefreshTokenStore:
             raise InvalidRefreshToken("refresh token expired")
 
         successor_id = uuid.uuid4()
-        async with RefreshToken._meta.db.transaction():
+        async with write_transaction(RefreshToken._meta.db):
             spent = (
                 await RefreshToken.update({RefreshToken.replaced_by: successor_id})
                 .where(

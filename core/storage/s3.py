@@ -277,8 +277,13 @@ class S3Storage(Storage):
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
                 if keys:  # at most 1000 per page, the most one DeleteObjects takes
-                    await client.delete_objects(Bucket=self.bucket,
-                                                Delete={"Objects": keys, "Quiet": True})
+                    answer = await client.delete_objects(
+                        Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                    if failed := answer.get("Errors"):  # quiet: only failures are listed
+                        first = failed[0]
+                        raise StorageError(
+                            f"could not delete {len(failed)} of {len(keys)} objects under "
+                            f"{prefix!r} ({first.get('Code')}: {first.get('Key')})")
                     deleted += len(keys)
         return deleted
 

@@ -48,6 +48,22 @@ async def test_requests_are_counted_by_route_template_and_status(
     assert value(after, "mediaflow_http_requests_in_flight") >= 1
 
 
+async def test_paths_inside_a_route_never_become_labels(
+    client: httpx.AsyncClient, headers: dict[str, str],
+) -> None:
+    """Anyone may request /s/<anything>/<any/path>: however many different paths, the
+    label is the route's template, so the series stay few."""
+    for n in range(5):
+        assert (await client.get(f"/s/tok{n}/dir{n}/x{n}.ts")).status_code == 403
+        await client.get(f"/api/v1/files/{n}/members/a{n}/b{n}", headers=headers)
+    routes = {labels["route"] for family in text_string_to_metric_families(
+        (await client.get("/metrics")).text) for s in family.samples
+        if s.name == "mediaflow_http_requests_total" for labels in [s.labels]}
+    assert "/s/{token}/{path}" in routes
+    assert "/api/v1/files/{file_id}/members/{path}" in routes
+    assert not any("tok0" in r or "dir0" in r or "a0" in r for r in routes), routes
+
+
 async def test_submitted_jobs_are_counted_by_type(
     client: httpx.AsyncClient, headers: dict[str, str], tmp_path: Path,
 ) -> None:

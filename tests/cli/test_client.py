@@ -3,6 +3,7 @@ module), as a user and as an operator; and the README's quick start, run as writ
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import http.server
 import json
@@ -181,6 +182,17 @@ def test_operators_see_stats_every_job_and_users(stack: Stack, tmp_path: Path) -
 
     stats = ok(client("admin", "stats", env=admin))
     assert "jobs by status" in stats and "completed" in stats and "users 2" in stats
+    # the means are taken in SQLite (julianday): they match those of the jobs' own times
+    means: dict[str, list[float]] = {}
+    for job in http.get("/jobs", params={"limit": 200}).json()["items"]:
+        if job["status"] == "completed" and job["started_at"] and job["completed_at"]:
+            means.setdefault(job["type"], []).append(
+                (dt.datetime.fromisoformat(job["completed_at"])
+                 - dt.datetime.fromisoformat(job["started_at"])).total_seconds())
+    assert means, "earlier tests completed jobs"
+    reported = stack.http("root_ops", ADMIN_PASSWORD).get("/admin/stats").json()
+    assert reported["mean_duration_seconds_by_type"] == pytest.approx(
+        {t: sum(v) / len(v) for t, v in means.items()}, abs=0.002)
 
     every = ok(client("admin", "jobs", "--status", "completed", env=admin))
     assert all(j["id"] in every for j in mine if j["status"] == "completed")

@@ -83,3 +83,10 @@ def test_the_setting_and_uvicorn_config() -> None:
     config = uvicorn_log_config("INFO", "json")
     assert config["formatters"]["default"]["()"] == "core.logs.JsonFormatter"
     assert config["root"]["handlers"] == ["default"]  # mediaflow's own loggers included
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    line = render(record("Started server process [%d]", 42,
+                         color_message="Started server process [\x1b[36m%d\x1b[0m]"))
+    assert line["message"] == "Started server process [42]"
+    assert "color_message" not in line and "\x1b" not in json.dumps(line)

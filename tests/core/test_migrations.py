@@ -119,3 +119,31 @@ async def test_table_round_trips(db_engine: object) -> None:
 
     await User.delete().where(User.id == user.id)  # cascades
     assert not await Job.exists().where(Job.id == job.id)
+
+
+def test_sqlite_upgrades_from_either_shape_of_the_deleted_at_migration(tmp_path: Path) -> None:
+    """For a while one migration (2026-11-28T03) added deleted_at, share_generation and the
+    operation log index together; before that it added deleted_at alone. A data directory
+    migrated under either shape reaches the same schema."""
+    db = tmp_path / "mediaflow.sqlite"
+    env = {"MEDIAFLOW_DATABASE_URL": f"sqlite:///{db}"}
+    assert run_cli("migrate", env=env).returncode == 0
+
+    def columns() -> set[str]:
+        with sqlite3.connect(db) as conn:
+            return {r[1] for r in conn.execute("PRAGMA table_info(mf_media_file)")}
+
+    for shape in ("combined", "deleted_at alone"):
+        with sqlite3.connect(db) as conn:
+            conn.execute("DELETE FROM migration WHERE name = '2026-11-28T04:00:00:000000'")
+            if shape == "deleted_at alone":
+                conn.execute("DROP INDEX mf_operation_log_type_started")
+                conn.execute("ALTER TABLE mf_media_file DROP COLUMN share_generation")
+        assert ("share_generation" in columns()) == (shape == "combined")
+        upgraded = run_cli("migrate", env=env)
+        assert upgraded.returncode == 0, shape + upgraded.stderr
+        with sqlite3.connect(db) as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            applied = {r[0] for r in conn.execute("SELECT name FROM migration")}
+        assert "share_generation" in columns() and COMPOSITE_INDEXES <= names, shape
+        assert "2026-11-28T04:00:00:000000" in applied

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client import REGISTRY
 
 from core.config import Settings
 from core.tables import MediaFile
@@ -87,7 +88,7 @@ async def test_many_watchers_of_a_job_share_one_view(
     for job in jobs:
         await wait_running(client, headers, job["id"], min_percent=0)
     views = app.state.live_views
-    before = views.fetches
+    before, counted_before = views.fetches, REGISTRY.get_sample_value("mediaflow_job_views_total")
     async def watch(job_id: str) -> None:  # the in-process transport buffers the stream:
         # the server side polls all the same, which is what is counted
         async with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=headers,
@@ -101,14 +102,29 @@ async def test_many_watchers_of_a_job_share_one_view(
             assert view["status"] in ("processing", "completed")
             await asyncio.sleep(0.2)
 
+    async def tasks_after(seconds: float) -> int:
+        await asyncio.sleep(seconds)
+        return len(asyncio.all_tasks())
+
     started = time.monotonic()
     watchers = [asyncio.create_task(watch(jobs[n % 2]["id"])) for n in range(40)]
+    early = asyncio.create_task(tasks_after(0.6))
     await asyncio.gather(*(poll(jobs[n % 2]["id"]) for n in range(20)))
-    elapsed = time.monotonic() - started
+    elapsed, late = time.monotonic() - started, len(asyncio.all_tasks())
+    # the streams' waits end with their polls: 40 streams polling twice a second would
+    # otherwise leave ~80 more tasks behind every second
+    assert late - await early <= 10, (await early, late)
+    assert views.long_polls == 2  # one per watched job, however many watch it
     for task in watchers:
         task.cancel()
     await asyncio.gather(*watchers, return_exceptions=True)
+    for _ in range(50):  # the streams' generators are closed as their responses end
+        if views.long_polls == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert views.long_polls == 0, "the last watcher to leave stops the job's long poll"
     fetches = views.fetches - before
+    assert REGISTRY.get_sample_value("mediaflow_job_views_total") - counted_before == fetches
     # the views were kept fresh all along (at least one fetch per half second for the
     # pair), and at most one per job per half second (plus the start), whatever the
     # audience: 60 watchers polling twice a second would otherwise be 120 fetches a second
@@ -228,16 +244,23 @@ def temporal_cli(temporal_env, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=30)
 
 
-async def test_operator_cancel_with_temporal_cli(
-    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
+@pytest.mark.parametrize(("command", "code"), [
+    (["cancel"], "Cancelled"),
+    (["terminate", "--reason", "operator test"], "Terminated"),
+])
+async def test_operator_ends_a_job_with_temporal_cli(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env,
+    command: list[str], code: str,
 ) -> None:
+    """What an operator does in the Temporal CLI is what the API shows: a cancel is
+    recorded by the workflow itself, a terminate is reconciled when the job is read."""
     job = await slow_job(client, headers, media_dir)
     await wait_running(client, headers, job["id"])
-    result = temporal_cli(temporal_env, "workflow", "cancel", "--workflow-id",
-                          job["workflow_id"])
+    result = temporal_cli(temporal_env, "workflow", command[0], "--workflow-id",
+                          job["workflow_id"], *command[1:])
     assert result.returncode == 0, result.stderr
     done = await wait_for(client, headers, job["id"], timeout=30)
-    assert done["status"] == "cancelled"
+    assert done["status"] == "cancelled" and done["error"]["code"] == code
 
 
 async def test_operator_pause_signal_and_search_attributes(
@@ -264,15 +287,3 @@ async def test_operator_pause_signal_and_search_attributes(
     assert result.returncode == 0
     done = await wait_for(client, headers, job["id"])
     assert done["status"] == "completed"
-
-
-async def test_operator_terminate_is_reflected(
-    client: httpx.AsyncClient, headers: dict, media_dir: Path, temporal_env
-) -> None:
-    job = await slow_job(client, headers, media_dir)
-    await wait_running(client, headers, job["id"])
-    result = temporal_cli(temporal_env, "workflow", "terminate", "--workflow-id",
-                          job["workflow_id"], "--reason", "operator test")
-    assert result.returncode == 0, result.stderr
-    done = await wait_for(client, headers, job["id"], timeout=30)
-    assert done["status"] == "cancelled" and done["error"]["code"] == "Terminated"

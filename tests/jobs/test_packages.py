@@ -17,12 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from temporalio.testing import ActivityEnvironment
 
 from activities.purge import PurgeActivities
 from core.config import Settings
 from core.tables import MediaFile
-from tests.jobs.test_pipelines import FFmpegCounter
+from tests.jobs.test_pipelines import run_counting_ffmpeg
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import ffprobe
 from tests.utils.server import serving
@@ -79,10 +80,19 @@ def parse_vtt(text: str) -> list[tuple[float, float, str]]:
 
 async def test_thumbnails_at_times(client: httpx.AsyncClient, headers: dict, media_dir: Path,
                                    tmp_path: Path) -> None:
+    def runs_measured() -> tuple[float, float]:  # the in-process worker's step metrics
+        labels = {"op": "thumbnails", "pool": "cpu"}
+        return (REGISTRY.get_sample_value("mediaflow_step_duration_seconds_count",
+                                          {**labels, "decoder": "cpu"}) or 0,
+                REGISTRY.get_sample_value("mediaflow_ffmpeg_speed_count", labels) or 0)
+
+    measured = runs_measured()
     source = await upload(client, headers, media_dir / "a.mp4")
     done, row = await package_of(client, headers, {
         "type": "thumbnails", "params": {"input": source, "at": [0.2, 1.0, 1.8], "width": 96,
                                          "format": "png"}})
+    # a step whose output is a directory is measured like any other
+    assert runs_measured() == (measured[0] + 1, measured[1] + 1)
     meta = row["metadata"]
     assert meta["entry"] == "thumb-001.png" and meta["count"] == 3
     assert [m["path"] for m in meta["members"]] == ["thumb-001.png", "thumb-002.png",
@@ -294,11 +304,7 @@ async def test_combined_trim_text_transcode_then_package_and_sprite(
     assert [(run["step"], run["op"]) for run in plan["plan"]] == [
         ("final", "fused:trim+text+transcode"), ("hls", "package"), ("sprite", "thumbnails")]
 
-    with FFmpegCounter() as counter:
-        job = await submit(client, headers, spec)
-        counter.job_id = job["id"]
-        done = await wait_for(client, headers, job["id"])
-        await asyncio.sleep(0.05)
+    done, counter = await run_counting_ffmpeg(client, headers, spec)
     assert done["status"] == "completed", done
     assert len(counter.pids) == 3, counter.argvs
     logs = [r for r in (await client.get(f"{API}/jobs/{done['id']}/logs",

@@ -65,6 +65,17 @@ class FFmpegCounter:
             time.sleep(0.002)
 
 
+async def run_counting_ffmpeg(client: httpx.AsyncClient, headers: dict,
+                              spec: dict) -> tuple[dict, FFmpegCounter]:
+    """Submit ``spec``, wait for its ending, and count the ffmpeg processes it ran."""
+    with FFmpegCounter() as counter:
+        job = await submit(client, headers, spec)
+        counter.job_id = job["id"]
+        done = await wait_for(client, headers, job["id"])
+        await asyncio.sleep(0.05)  # a last sample after the last run
+    return done, counter
+
+
 async def upload_srt(client: httpx.AsyncClient, headers: dict, tmp_path: Path,
                      name: str = "subs.srt") -> str:
     path = tmp_path / name
@@ -236,16 +247,12 @@ async def test_four_step_combined(
     if runs == 1:
         assert plan["plan"][0]["op"] == "fused:join+text+audio+subtitles"
 
-    with FFmpegCounter() as counter:
-        job = await submit(client, headers, spec)
-        counter.job_id = job["id"]
-        done = await wait_for(client, headers, job["id"])
-        await asyncio.sleep(0.05)
+    done, counter = await run_counting_ffmpeg(client, headers, spec)
     assert done["status"] == "completed", done
     await keep_history(temporal_env, done["workflow_id"], f"combined_{execution}")
 
     assert len(counter.pids) == runs, counter.pids
-    logs = await ffmpeg_logs(client, headers, job["id"])
+    logs = await ffmpeg_logs(client, headers, done["id"])
     assert len([row for row in logs if row["success"]]) == runs
     assert sorted(row["step"] for row in logs) == list(range(runs))
 

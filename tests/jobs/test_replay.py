@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from activities.worker import WORKFLOW_RUNNER
 from workflows.accounts import DeleteUserWorkflow
 from workflows.imports import ImportFileWorkflow
 from workflows.media_job import MediaJobWorkflow
@@ -36,9 +37,15 @@ def test_every_job_type_has_a_recorded_history() -> None:
     assert REQUIRED <= {path.stem for path in HISTORIES}
 
 
+RUNNERS = {"full-sandbox": {}, "production": {"workflow_runner": WORKFLOW_RUNNER}}
+"""Under the full sandbox (which re-imports the workflow modules per run and would catch
+state leaking between runs) and under the runner the workers use."""
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
-async def test_history_replays(path: Path) -> None:
+async def test_history_replays(path: Path, runner: str) -> None:
     history = WorkflowHistory.from_json(f"job-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=WORKFLOWS)
+    replayer = Replayer(workflows=WORKFLOWS, **RUNNERS[runner])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

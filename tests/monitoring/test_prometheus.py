@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from cli.devstack import free_ports, gpu_available
+from cli.server import default_slots
 from tests.cli.test_dev import start_dev, wait_healthy
 from tests.conftest import REPO
 from tests.monitoring.promql import (
@@ -37,7 +38,7 @@ from tests.utils.media import make_video
 
 pytestmark = pytest.mark.slow
 
-CPU_SLOTS = max(1, (os.cpu_count() or 2) // 2)  # `mediaflow worker`'s default --concurrency
+CPU_SLOTS = default_slots()  # `mediaflow worker`'s default --concurrency
 PASSWORD = "Mon1toringPass"
 # The container panels read cAdvisor, which runs in docker compose only: no containers run
 # where the tests do (tests/deploy checks that compose runs cAdvisor and Prometheus scrapes it).

@@ -169,6 +169,8 @@ async def test_absurd_image_sizes_are_422_before_any_tool_runs(
     ("loop.tiff", tiff_bytes([(64, 64), (64, 64)], loop=True), "pages"),
     ("pages.tiff", tiff_bytes([(8, 8)] * 17), "pages"),
     ("cut.tiff", tiff_bytes([(64, 64)])[:20], "readable size"),
+    ("header-cut.tiff", b"II*\x00\x01", "cut off"),
+    ("header-cut-be.tiff", b"MM\x00*\x00\x00", "cut off"),
     ("sizeless.tiff", b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHII", 258, 3, 1, 8)
      + b"\0\0\0\0", "readable size"),
 ])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -148,13 +150,21 @@ async def test_hung_ffmpeg_is_killed_and_fails_clearly(settings: Settings, tmp_p
     fifo.unlink()
 
 
-async def test_job_flood_gets_429(settings: Settings, db_engine: object, media_dir: Path) -> None:
+@asynccontextmanager
+async def one_slow_job_allowed(settings: Settings, media_dir: Path,
+                               ) -> AsyncIterator[tuple[httpx.AsyncClient, dict, dict, dict]]:
+    """An app whose users may run one job at a time, a user, and that user's first slow
+    job: (client, headers, the job's spec, the job)."""
     async with other_app(settings, max_active_jobs_per_user=1) as (client, _):
         headers = await new_user_headers(client)
         video = await upload(client, headers, media_dir / "long.mp4")
         spec = {"type": "text_overlay", "params": {"video": video, "text": "x"},
                 "output": {"preset": "veryslow"}}
-        first = await submit(client, headers, spec)
+        yield client, headers, spec, await submit(client, headers, spec)
+
+
+async def test_job_flood_gets_429(settings: Settings, db_engine: object, media_dir: Path) -> None:
+    async with one_slow_job_allowed(settings, media_dir) as (client, headers, spec, first):
         second = await client.post("/api/v1/jobs", headers=headers, json=spec)
         assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
         await client.post(f"/api/v1/jobs/{first['id']}/cancel", headers=headers)
@@ -189,12 +199,7 @@ async def test_too_much_media_in_one_job_is_422(
 async def test_jobs_terminated_in_temporal_stop_counting_against_the_limit(
     settings: Settings, db_engine: object, media_dir: Path, temporal_env
 ) -> None:
-    async with other_app(settings, max_active_jobs_per_user=1) as (client, _):
-        headers = await new_user_headers(client)
-        video = await upload(client, headers, media_dir / "long.mp4")
-        spec = {"type": "text_overlay", "params": {"video": video, "text": "x"},
-                "output": {"preset": "veryslow"}}
-        first = await submit(client, headers, spec)
+    async with one_slow_job_allowed(settings, media_dir) as (client, headers, spec, first):
         await temporal_env.client.get_workflow_handle(first["workflow_id"]).terminate("test")
         second = await client.post("/api/v1/jobs", headers=headers, json=spec)
         assert second.status_code == 202, second.text

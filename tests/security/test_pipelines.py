@@ -19,9 +19,9 @@ import pytest
 from core.config import Settings
 from core.plan.escape import escape_filter_value
 from core.webhooks import WebhookTargetRefused, check_target
-from tests.jobs.test_pipelines import FFmpegCounter
+from tests.jobs.test_pipelines import FFmpegCounter, run_counting_ffmpeg
 from tests.utils.apps import other_app
-from tests.utils.jobs import download, submit, upload, wait_for
+from tests.utils.jobs import download, upload
 from tests.utils.media import SRT, duration, ffprobe, stream_types
 from tests.utils.users import new_user_headers
 
@@ -56,14 +56,10 @@ Dialogue: 0,0:00:00.00,0:00:01.50,Default,Embedded fonts are dropped
 
 async def burn(client: httpx.AsyncClient, headers: dict, video: str, subs: str,
                **params: object) -> tuple[dict, FFmpegCounter]:
-    with FFmpegCounter() as counter:
-        job = await submit(client, headers, {
-            "type": "subtitles",
-            "params": {"video": video, "subtitles": subs, "mode": "burn", **params},
-            "output": FAST})
-        counter.job_id = job["id"]
-        done = await wait_for(client, headers, job["id"])
-    return done, counter
+    return await run_counting_ffmpeg(client, headers, {
+        "type": "subtitles",
+        "params": {"video": video, "subtitles": subs, "mode": "burn", **params},
+        "output": FAST})
 
 
 # --------------------------------------------------------------------------- SECURITY.md #6

@@ -335,3 +335,29 @@ async def test_get_storage_builds_s3_from_settings(moto_endpoint: str) -> None:
         assert (await storage.stat("k")).size == len(b"configured")
     finally:
         await storage.close()
+
+
+async def test_s3_delete_prefix_reports_objects_s3_would_not_delete(
+    s3_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DeleteObjects answers 200 and lists per-key failures (AccessDenied, a legal hold)
+    in ``Errors``; moto never refuses a delete, so that answer is made here, on top of
+    moto's real one for the other keys: the caller must hear of it, not count it done."""
+    storage = s3_backend.storage
+    for key in ("users/7/files/a", "users/7/files/b"):
+        await storage.put_stream(key, chunked(DATA))
+    client = await storage._get_client()
+    real = client.delete_objects
+
+    async def refusing_one(**kwargs: object) -> dict:
+        objects = kwargs["Delete"]["Objects"]  # type: ignore[index]
+        kept, rest = objects[0], objects[1:]
+        answer = await real(**{**kwargs, "Delete": {**kwargs["Delete"], "Objects": rest}})
+        return {**answer, "Errors": [{"Key": kept["Key"], "Code": "AccessDenied",
+                                      "Message": "Access Denied"}]}
+
+    monkeypatch.setattr(client, "delete_objects", refusing_one)
+    with pytest.raises(StorageError, match="could not delete 1 of 2 objects.*AccessDenied"):
+        await storage.delete_prefix("users/7/")
+    assert await storage.stat("users/7/files/a") is not None
+    assert await storage.stat("users/7/files/b") is None

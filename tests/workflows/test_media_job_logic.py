@@ -139,6 +139,19 @@ class Fakes:
         return [update.status for update in self.statuses]
 
 
+def held_first_step() -> tuple[Callable[[StepInput, str], Any], asyncio.Event, asyncio.Event]:
+    """A step behaviour that holds step ``one`` until released: (behaviour, running,
+    release)."""
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def step(request: StepInput, queue: str) -> None:
+        if request.step.step_id == "one":
+            running.set()
+            await release.wait()
+
+    return step, running, release
+
+
 async def run_job(env: WorkflowEnvironment, fakes: Fakes, *, accelerator: str = "auto",
                   gpu_worker: bool = False, has_webhook: bool = False,
                   during: Callable[[WorkflowHandle], Any] | None = None,
@@ -237,14 +250,7 @@ async def test_accelerator_gpu_with_no_gpu_pool_fails_before_any_step(
 async def test_pause_holds_at_the_next_boundary_and_resume_goes_on(
     env: WorkflowEnvironment,
 ) -> None:
-    first_running = asyncio.Event()
-    release_first = asyncio.Event()
-
-    async def step(request: StepInput, queue: str) -> None:
-        if request.step.step_id == "one":
-            first_running.set()
-            await release_first.wait()
-
+    step, first_running, release_first = held_first_step()
     fakes = Fakes(step=step)
 
     async def pause_then_resume(handle: WorkflowHandle) -> None:
@@ -351,14 +357,7 @@ async def test_a_cancel_during_finalize_waits_for_it_and_the_job_completes(
 async def test_reroute_sends_the_remaining_steps_to_the_cpu_pool(
     env: WorkflowEnvironment,
 ) -> None:
-    first_running = asyncio.Event()
-    release_first = asyncio.Event()
-
-    async def step(request: StepInput, queue: str) -> None:
-        if request.step.step_id == "one":
-            first_running.set()
-            await release_first.wait()
-
+    step, first_running, release_first = held_first_step()
     fakes = Fakes(gpu_available=True, step=step)
 
     async def reroute(handle: WorkflowHandle) -> None:

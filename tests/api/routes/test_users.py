@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import httpx
+import pytest
 
 from core.tables import Job, MediaFile
 from tests.utils.users import create_user, login_headers, new_user_headers
@@ -174,3 +176,27 @@ async def test_only_operators_list_users(client: httpx.AsyncClient, api_prefix: 
     operation = schema["paths"]["/api/v1/users"]["get"]
     assert operation["operationId"] == "users-list"
     assert {"200", "401", "403", "422", "429", "503"} <= set(operation["responses"])
+
+
+async def test_operator_stats_average_in_the_database(
+    client: httpx.AsyncClient, api_prefix: str
+) -> None:
+    user, _ = await create_user()
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for seconds in (2.5, 7.5):
+        await Job(user=user.id, type="trim", status="completed", started_at=start,
+                  completed_at=start + dt.timedelta(seconds=seconds),
+                  workflow_id=f"job-stats-{uuid.uuid4().hex[:8]}").save()
+    admin = await new_user_headers(client, superuser=True)
+    stats = await client.get(f"{api_prefix}/admin/stats", headers=admin)
+    assert stats.status_code == 200, stats.text
+
+    expected: dict[str, list[float]] = {}
+    for row in await Job.select(Job.type, Job.started_at, Job.completed_at).where(
+            Job.status == "completed", Job.started_at.is_not_null(),
+            Job.completed_at.is_not_null()):
+        expected.setdefault(row["type"], []).append(
+            (row["completed_at"] - row["started_at"]).total_seconds())
+    assert stats.json()["mean_duration_seconds_by_type"] == pytest.approx(
+        {t: round(sum(v) / len(v), 3) for t, v in expected.items()}, abs=0.001)
+    assert stats.json()["jobs_by_type"]["trim"] >= 2
