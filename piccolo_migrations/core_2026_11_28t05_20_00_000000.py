@@ -4,7 +4,7 @@ SQL both PostgreSQL and SQLite run; additive."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-12-14T01:30:00:000000"
+ID = "2026-11-28T05:20:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "mf_template unique (owner, name)"
 

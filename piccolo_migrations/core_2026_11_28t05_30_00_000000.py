@@ -2,7 +2,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import JSON, Text, Varchar
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-12-14T02:00:00:000000"
+ID = "2026-11-28T05:30:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "URL imports: media file status (ready | importing | failed), error, source_url"
 

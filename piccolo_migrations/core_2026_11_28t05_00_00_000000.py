@@ -2,7 +2,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import Integer
 from piccolo.columns.indexes import IndexMethod
 
-ID = "2026-12-14T00:00:00:000000"
+ID = "2026-11-28T05:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "job priority (1 first to 5, default 3)"
 

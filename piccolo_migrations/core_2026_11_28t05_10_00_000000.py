@@ -28,7 +28,7 @@ class User(Table, tablename="mf_user", schema=None):
     )
 
 
-ID = "2026-12-14T01:00:00:000000"
+ID = "2026-11-28T05:10:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "job templates (mf_template); mf_job.template_id"
 
