@@ -65,6 +65,12 @@ async def checked(body: TemplateIn, user: UserModel) -> None:
                             detail="only superusers publish templates (public: true)")
     check = await asyncio.to_thread(check_template, body)  # a few model validations
     problems = list(check.problems)
+    if body.public and isinstance(body.spec, dict) and body.spec.get("webhook") is not None:
+        # every user reads a public template: a webhook secret in it would let anyone
+        # sign deliveries to that endpoint, and every user's jobs would report there
+        problems.append((("spec", "webhook"), "public_webhook",
+                         "a public template cannot carry a webhook; give one with each "
+                         "use instead (POST /jobs: template, variables, webhook)"))
     if not problems and check.literal_files:
         owned = await load_inputs(user.id, [file_id for _, file_id in check.literal_files])
         problems = [(loc, "file_not_found",

@@ -220,6 +220,11 @@ async def test_private_templates_are_404_to_others_and_public_ones_run_for_every
     assert refused.status_code == 403, refused.text
 
     admin = await new_user_headers(client, superuser=True)
+    hooked = await create(client, admin, {**CLIP, "webhook": {
+        "url": "https://hooks.example.com/x", "secret": "s3cret"}}, CLIP_VARIABLES,
+        public=True, name=f"hooked-{uuid.uuid4().hex[:8]}")
+    assert hooked.status_code == 422, hooked.text  # every user could read its secret
+    assert hooked.json()["detail"][0]["loc"] == ["body", "spec", "webhook"]
     preset = await create(client, admin, CLIP, CLIP_VARIABLES, public=True,
                           name=f"house-{uuid.uuid4().hex[:8]}")
     assert preset.status_code == 201, preset.text
