@@ -42,15 +42,17 @@ $(STAMP): pyproject.toml
 # ffmpeg/ffprobe and the DejaVu fonts that drawtext and subtitles use; Prometheus (the
 # server and promtool), node-exporter and Alertmanager (amtool), which the monitoring tests
 # run for real (docs/OPERATIONS.md, "Metrics" and "Alerts"); curl and jq, which the
-# README's quick start uses (tests/cli/test_client.py runs it as written)
+# README's quick start uses (tests/cli/test_client.py runs it as written); redis-server, which
+# the tests start for rate limits shared by API processes (tests/utils/services.py)
 system-deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || \
 	    [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || \
 	    ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || \
 	    ! command -v prometheus-node-exporter >/dev/null || ! command -v amtool >/dev/null || \
-	    ! command -v curl >/dev/null || ! command -v jq >/dev/null; then \
+	    ! command -v curl >/dev/null || ! command -v jq >/dev/null || \
+	    ! command -v redis-server >/dev/null; then \
 		$(APT) update && $(APT) install -y --no-install-recommends ffmpeg fonts-dejavu-core \
-			prometheus prometheus-node-exporter prometheus-alertmanager curl jq; \
+			prometheus prometheus-node-exporter prometheus-alertmanager curl jq redis-server; \
 	fi
 
 # The tests use a real PostgreSQL on 127.0.0.1:5432 (MEDIAFLOW_TEST_PG overrides).

@@ -31,8 +31,10 @@ from activities.schedules import ensure_purge_schedule, ensure_reconcile_schedul
 from activities.webhooks import WebhookActivities
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
+from core.scratch import ScratchClaim
 from core.storage import Storage, get_storage
 from core.temporal import JOBS_QUEUE, POOL_QUEUES
+from core.volume import check_local_volume
 from workflows.accounts import DeleteUserWorkflow
 from workflows.imports import ImportFileWorkflow
 from workflows.media_job import MediaJobWorkflow
@@ -102,17 +104,24 @@ def build_workers(
 
 async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics_port: int,
                      metrics_host: str = "0.0.0.0") -> None:
+    engine = engine_from_settings(settings)
+    bind_tables(engine)
+    await start_pool(engine)
+    try:
+        await check_local_volume(settings)  # StorageNotShared: this host can't do the work
+    except BaseException:
+        await close_pool(engine)
+        raise
     # ours and the SDK's metrics on one port (activities/metrics.py)
     exporter = metrics.MetricsServer(metrics_host, metrics_port) if metrics_port else None
     client = await Client.connect(
         settings.temporal_address, namespace=settings.temporal_namespace,
         runtime=exporter.runtime if exporter else None,
     )
-    engine = engine_from_settings(settings)
-    bind_tables(engine)
-    await start_pool(engine)
     storage = get_storage(settings)
-    settings.scratch_root.mkdir(parents=True, exist_ok=True)
+    # a private, locked part of the scratch root; a dead worker's part goes (core/scratch.py)
+    scratch = ScratchClaim(settings.scratch_root)
+    settings = settings.model_copy(update={"scratch_dir": scratch.path})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,8 +129,8 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
     workers = build_workers(client, settings, storage, pool=pool, concurrency=concurrency)
     await ensure_purge_schedule(client, settings)
     await ensure_reconcile_schedule(client)
-    log.info("worker pool=%s polling %s and %s (%d slots)",
-             pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency)
+    log.info("worker pool=%s polling %s and %s (%d slots), scratch in %s",
+             pool, JOBS_QUEUE, POOL_QUEUES[pool], concurrency, scratch.path)
     backlog = asyncio.create_task(metrics.keep_sampling_backlog(client)) if exporter else None
     try:
         async with AsyncExitStack() as stack:
@@ -135,3 +144,4 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
             exporter.close()
         await storage.close()
         await close_pool(engine)
+        scratch.release()

@@ -34,6 +34,7 @@ from core.config import Settings, get_settings
 from core.db import bind_tables, close_pool, engine_from_settings, start_pool
 from core.storage import StorageError, get_storage
 from core.temporal import TemporalConnection
+from core.volume import check_local_volume
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("mediaflow.api")
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = engine_from_settings(settings)
         bind_tables(engine)
         await start_pool(engine)
+        try:
+            await check_local_volume(settings)  # StorageNotShared: another host's files
+        except BaseException:
+            await close_pool(engine)
+            raise
         app.state.settings = settings
         app.state.engine = engine
         app.state.storage = get_storage(settings)

@@ -58,9 +58,15 @@ def worker(
 
     configure(settings.log_level, settings.log_format)
 
+    from core.volume import StorageNotShared
+
     slots = concurrency or default_slots()
-    asyncio.run(run_worker(settings, pool=pool, concurrency=slots, metrics_port=metrics_port,
-                           metrics_host=metrics_host))
+    try:
+        asyncio.run(run_worker(settings, pool=pool, concurrency=slots,
+                               metrics_port=metrics_port, metrics_host=metrics_host))
+    except StorageNotShared as exc:
+        typer.secho(f"refusing to start: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 def default_slots() -> int:

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
 
     storage: Literal["local", "s3"] = "local"
+    # A process's private working space (ffmpeg's inputs and outputs, uploads being
+    # received); unset: <data_dir>/scratch. Each worker takes its own locked subdirectory
+    # (core/scratch.py), so several may share this directory and a dead one's leftovers
+    # are removed by the next to start.
+    scratch_dir: Path | None = None
     s3_endpoint_url: str | None = None
     s3_bucket: str = "mediaflow"
     s3_access_key: str | None = None
@@ -116,6 +121,11 @@ class Settings(BaseSettings):
     # text: human lines; json: one object per line with request, user, job and workflow ids
     # (core/logs.py), for a log shipper
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("scratch_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # .env.example's "MEDIAFLOW_SCRATCH_DIR="
 
     @field_validator("rate_limit_login", "rate_limit_requests")
     @classmethod
@@ -188,7 +198,7 @@ class Settings(BaseSettings):
 
     @property
     def scratch_root(self) -> Path:
-        return (self.data_dir / "scratch").resolve()
+        return (self.scratch_dir or self.data_dir / "scratch").resolve()
 
     def jwt_secret_value(self) -> str:
         """The signing secret; generated and persisted in dev, validated elsewhere."""

@@ -152,3 +152,11 @@ class OperationLog(Table, tablename="mf_operation_log"):
     speed = Real(null=True, default=None)
     argv = JSON(default=[])
     decoder = Varchar(length=16, default="cpu", help_text="cuda when NVDEC decoded the video")
+
+
+class InstanceFact(Table, tablename="mf_instance_fact"):
+    """A fact about the whole installation every process must agree on (``core.volume``:
+    which local storage volume holds the files)."""
+
+    key = Varchar(length=64, primary_key=True)
+    value = Text(default="")

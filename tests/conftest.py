@@ -26,7 +26,9 @@ from core.config import Settings
 from core.db import bind_tables, close_pool, engine_for, start_pool
 from core.storage import get_storage
 from core.temporal import dev_server_args
+from core.volume import check_local_volume
 from tests.utils.media import make_audio, make_video
+from tests.utils.services import redis_server
 from tests.utils.users import new_user_headers
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,9 +113,13 @@ def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(pg_url: str, temporal_env: WorkflowEnvironment, session_data_dir: Path) -> Settings:
+async def settings(pg_url: str, db_engine: object, temporal_env: WorkflowEnvironment,
+                   session_data_dir: Path) -> Settings:
+    """The session's settings; their data dir's storage is the database's local volume
+    from the start (core/volume.py: a process on another data dir is refused unless
+    ``tests.utils.apps.same_volume`` gives it the marker)."""
     target = temporal_env.client.service_client.config.target_host
-    return Settings(
+    session = Settings(
         env="test",
         data_dir=session_data_dir,
         database_url=pg_url,
@@ -122,6 +128,8 @@ def settings(pg_url: str, temporal_env: WorkflowEnvironment, session_data_dir: P
         webhook_allow_private=True,
         import_allow_private=True,  # imports come from loopback servers in the tests
     )
+    await check_local_volume(session)
+    return session
 
 
 @pytest.fixture(scope="session")
@@ -148,6 +156,13 @@ async def worker(app: object, settings: Settings, temporal_env) -> AsyncIterator
         for w in workers:
             await stack.enter_async_context(w)
         yield
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of the session's own (rate limit counters shared by processes)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cli.devstack import free_ports
 from core.config import Settings
 from tests.conftest import REPO
+from tests.utils.apps import same_volume
 from tests.utils.jobs import upload
 from tests.utils.media import make_video
 
@@ -87,6 +88,7 @@ def test_several_api_processes_report_one_sum(settings: Settings, tmp_path: Path
     """``--workers 2``: whichever process answers the scrape reports every process's
     requests (prometheus_client's multiprocess mode)."""
     port = free_ports(1)[0]
+    same_volume(settings, tmp_path)
     env = {**os.environ, "MEDIAFLOW_ENV": "test", "MEDIAFLOW_DATA_DIR": str(tmp_path),
            "MEDIAFLOW_DATABASE_URL": str(settings.database_url),
            "MEDIAFLOW_TEMPORAL_ADDRESS": settings.temporal_address,

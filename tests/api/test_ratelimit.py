@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from pydantic import ValidationError
 
+from api.ratelimit import RateLimited, RateLimiter
 from core.config import Settings
 from tests.utils.apps import reset_rate_limits
 from tests.utils.users import create_user, login_headers
@@ -63,3 +66,25 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDIAFLOW_RATE_LIMIT_STORAGE", "memcached://127.0.0.1:11211")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+async def test_a_redis_store_makes_one_count_for_every_process(redis_url: str) -> None:
+    """Two limiters (two API processes) on one Redis: the limit holds across both; each
+    on its own ``memory://`` store, each would allow the whole limit."""
+    shared = Settings(_env_file=None, rate_limit_login="3/minute",  # type: ignore[call-arg]
+                      rate_limit_storage=redis_url)
+    first, second = RateLimiter(shared), RateLimiter(shared)
+    account = f"someone-{uuid.uuid4().hex}"
+    for limiter in (first, second, first):
+        await limiter.check_login("127.0.0.9", account)
+        await limiter.record_login_failure("127.0.0.9", account)
+    for limiter in (first, second):
+        with pytest.raises(RateLimited):
+            await limiter.check_login("127.0.0.9", account)
+
+    alone = shared.model_copy(update={"rate_limit_storage": "memory://"})
+    apart = [RateLimiter(alone), RateLimiter(alone)]
+    for limiter in (*apart, *apart, apart[0]):
+        await limiter.check_login("127.0.0.9", account)
+        await limiter.record_login_failure("127.0.0.9", account)  # 3 + 2: no refusal yet
+    await apart[1].check_login("127.0.0.9", account)

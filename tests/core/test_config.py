@@ -64,3 +64,12 @@ def test_worker_refuses_to_start_without_a_secret(tmp_path: Path) -> None:
     result = run_cli("worker", env={"MEDIAFLOW_ENV": "production", "MEDIAFLOW_JWT_SECRET": "",
                                     "MEDIAFLOW_DATA_DIR": str(tmp_path)}, timeout=60)
     assert result.returncode == 2 and "MEDIAFLOW_JWT_SECRET is not set" in result.stderr
+
+
+def test_scratch_dir_defaults_under_the_data_dir_and_empty_means_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDIAFLOW_SCRATCH_DIR", "")
+    assert Settings(data_dir=tmp_path).scratch_root == (tmp_path / "scratch").resolve()
+    monkeypatch.setenv("MEDIAFLOW_SCRATCH_DIR", str(tmp_path / "fast-disk"))
+    assert Settings(data_dir=tmp_path / "d").scratch_root == (tmp_path / "fast-disk").resolve()

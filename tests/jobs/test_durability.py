@@ -51,13 +51,19 @@ async def test_kill_9_during_a_step_then_a_new_worker_completes(
         ffmpeg = [c for c in psutil.Process(first.pid).children(recursive=True)
                   if c.name() == "ffmpeg"]
         assert ffmpeg, "ffmpeg should be running under the first worker"
+        # the worker's private part of the scratch root holds the step's files
+        [claimed] = settings.scratch_root.glob(f"worker-{first.pid}-*")
+        assert list((claimed / job["id"]).iterdir()), "the step's scratch should be in use"
         first.send_signal(signal.SIGKILL)
         first.wait()
         gone, alive = psutil.wait_procs(ffmpeg, timeout=5)
         assert not alive, "ffmpeg outlived its SIGKILLed worker"
 
+        assert claimed.exists(), "nothing removes a dead worker's scratch until one starts"
+
         second = start_worker(settings)
         done = await wait_for(client, headers, job["id"], timeout=180)
+        assert not claimed.exists(), "the next worker on this scratch root removes it"
         assert done["status"] == "completed", done
         assert done["retry_count"] >= 1
         assert len(done["output_files"]) == 1

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from api.ratelimit import RateLimiter
 from core.config import Settings
 from core.db import bind_tables
 from core.tables import User
+from core.volume import MARKER
 
 
 @asynccontextmanager
@@ -23,6 +26,8 @@ async def other_app(settings: Settings, **overrides: Any,
     to the engine they had, so later tests keep a live pool."""
     previous = User._meta._db
     changed = settings.model_copy(update=overrides)
+    if "data_dir" in overrides:
+        same_volume(settings, changed.data_dir)
     application = create_app(changed)
     try:
         async with application.router.lifespan_context(application):
@@ -39,3 +44,14 @@ def reset_rate_limits(app: Any, **limits: str) -> None:
     spend each other's budgets."""
     settings: Settings = app.state.settings
     app.state.rate_limiter = RateLimiter(settings.model_copy(update=limits))
+
+
+def same_volume(settings: Settings, data_dir: Path) -> None:
+    """Give ``data_dir`` the local storage marker of ``settings``' installation: a test that
+    wants a data dir of its own (scratch, metrics files) beside the session's database
+    plays a restored copy of the same storage, which may start (core/volume.py)."""
+    marker = settings.local_storage_root / MARKER
+    if marker.exists():
+        target = settings.model_copy(update={"data_dir": data_dir}).local_storage_root
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(marker, target / MARKER)

@@ -29,7 +29,7 @@ from tests.conftest import REPO, strong_secret
 from tests.probe.samples import ASS
 from tests.storage.backends import CREDENTIALS, make_s3_storage
 from tests.storage.conftest import moto_endpoint  # noqa: F401 (a fixture, reused)
-from tests.utils.apps import other_app
+from tests.utils.apps import other_app, same_volume
 from tests.utils.media import make_audio, make_png, make_video
 from tests.utils.users import new_user_headers
 
@@ -550,6 +550,7 @@ async def test_a_large_upload_does_not_grow_the_api_process(
 ) -> None:
     """The real API (uvicorn, one process) receives 200 MiB; its RSS must stay flat."""
     port, size = free_ports(1)[0], 200 * MIB
+    same_volume(settings, tmp_path / "data")
     env = {**os.environ, "MEDIAFLOW_ENV": "test", "MEDIAFLOW_DATABASE_URL": pg_url,
            "MEDIAFLOW_JWT_SECRET": strong_secret(), "MEDIAFLOW_DATA_DIR": str(tmp_path / "data"),
            "MEDIAFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
