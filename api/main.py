@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api import job_control
 from api.cors import install_cors
-from api.errors import install_error_handlers
+from api.errors import DATABASE_DOWN, install_error_handlers
 from api.metrics import metrics_endpoint
 from api.middleware import install_middleware, loggable_path
 from api.openapi import install_openapi, operation_id
@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await start_pool(engine)
         try:
             await check_local_volume(settings)  # StorageNotShared: another host's files
+        except DATABASE_DOWN as exc:
+            # the API starts while the database is down, and says so with 503s; workers,
+            # which cannot do anything without it, make the check before taking work
+            log.warning("could not check the local storage volume: %s", exc)
         except BaseException:
             await close_pool(engine)
             raise
