@@ -59,6 +59,42 @@ def run(name: str, args: list[str]) -> tuple[str, float, str]:
     return output, seconds, f"{load:.1f}"
 
 
+RESULTS = REPO / "bench" / "results"
+GPU_READING = """\
+What this says, with the long-clip runs below: NVDEC decodes, but it does not pay for
+a GPU pool that still encodes on the CPU. Opening CUDA costs about 0.6 s per ffmpeg run
+(a one-frame decode: 0.79 s with `-hwaccel cuda` against 0.18 s on the CPU), which
+short steps never win back; decoding 1080p into system memory (what a CPU encoder
+needs) with the worker's `-hwaccel cuda` runs at about 480 fps for H.264 and 510 fps for
+HEVC (910 fps with the `hevc_cuvid` decoder), slower than 16 CPU cores (1,000 and
+1,160 fps) and faster than 4 (380 and 420 fps). With libx264 doing the
+encode, 60 s of 1080p transcodes in the same time either way: on 4 cores NVDEC saves
+0.6 % (H.264) and 1.3 % (HEVC), on 16 it costs 1 % and 9 %. A GPU pool is worth its
+price only where decoding dominates a step on few cores (several high-resolution HEVC
+inputs overlaid or joined), or with a GPU that has NVENC too, which this one lacks
+(docs/DEPLOYMENT.md, "When to add a GPU pool").
+"""
+
+
+def gpu_section() -> str:
+    """The NVDEC measurements, recorded on a lent GPU machine (CI and this bench's host
+    have none): bench/gpu_decode.py's JSON and bench/gpu_long.sh's log, re-rendered."""
+    from bench.gpu_render import markdown
+
+    recorded = RESULTS / "gpu_decode.json"
+    if not recorded.exists():
+        return ""
+    import json
+
+    section = markdown(json.loads(recorded.read_text()))
+    long_log = RESULTS / "gpu_long.log"
+    if long_log.exists():
+        section += ("\n\n" + GPU_READING + "\n`bash bench/gpu_long.sh` on the same machine "
+                    "(seconds; 60 s clips, 1,800 frames):\n\n```\n"
+                    + long_log.read_text().strip() + "\n```\n")
+    return section
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="")
@@ -79,7 +115,7 @@ def main() -> None:
         f"Written by `make bench` on {today}: {machine()}. Each script starts the real "
         "stack (`mediaflow dev`: SQLite, the Temporal dev server, a worker, the API) and "
         "measures both sides of every ratio in the same run; how to profile is in "
-        "bench/README.md.\n\n" + "\n".join(sections))
+        "bench/README.md.\n\n" + "\n".join(sections) + "\n" + gpu_section())
     print(f"wrote {options.output}")
 
 

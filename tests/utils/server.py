@@ -20,6 +20,7 @@ import uvicorn
 
 from cli.devstack import free_ports
 from core.config import Settings
+from tests.utils.apps import same_volume
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,7 @@ def api_process(settings: Settings, data_dir: Path, **env: str) -> Iterator[str]
     """Run ``mediaflow api`` with the session's database and Temporal and ``env``
     (``MEDIAFLOW_*`` names without the prefix, upper case); yields its base URL."""
     port = free_ports(1)[0]
+    same_volume(settings, data_dir)  # the session's storage, seen from another data dir
     environment = {
         **os.environ,
         "MEDIAFLOW_ENV": "test",
