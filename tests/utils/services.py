@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -28,35 +29,35 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: floa
 
 
 @contextmanager
-def redis_server(directory: Path) -> Iterator[str]:
-    """Debian's ``redis-server`` on a free loopback port, keeping nothing on disk; yields
-    its ``redis://`` URL."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing (make test installs Debian's redis-server)"
-    port = free_ports(1)[0]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(directory)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def serving(argv: list[str], port: int, what: str, output: Path | None = None) -> Iterator[str]:
+    """Run ``argv`` until the block ends, once it listens on ``port``; yields the port's
+    loopback ``host:port``."""
+    with (output.open("wb") if output else open(os.devnull, "wb")) as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, process, "redis-server")
-        yield f"redis://127.0.0.1:{port}"
+        wait_for_port(port, process, what)
+        yield f"127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(10)
 
 
 @contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """Debian's ``redis-server`` on a free loopback port, keeping nothing on disk; yields
+    its ``redis://`` URL."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is missing (make test installs Debian's redis-server)"
+    port = free_ports(1)[0]
+    with serving([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", str(directory)], port, "redis-server") as at:
+        yield f"redis://{at}"
+
+
+@contextmanager
 def moto_s3_server(log: Path) -> Iterator[str]:
     """moto's S3 server as its own process on a free loopback port; yields the endpoint."""
     port = free_ports(1)[0]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process, "moto's S3 server")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with serving([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                 port, "moto's S3 server", log) as at:
+        yield f"http://{at}"
