@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import uuid_or_404
 from api.metrics import JOB_VIEWS
+from core.db import select_where
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -37,10 +38,12 @@ Control = Literal["cancel", "pause", "resume"]
 
 async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
     """The job row, 404 when missing or (for a user) someone else's."""
-    query = Job.select().where(Job.id == uuid_or_404(job_id, "job"))
-    if owner is not None:
-        query = query.where(Job.user == owner)
-    row = await query.output(load_json=True).first()
+    key = uuid_or_404(job_id, "job")
+    if owner is None:
+        rows = await select_where(Job, '"id" = {}', key)
+    else:
+        rows = await select_where(Job, '"id" = {} AND "user" = {}', key, owner)
+    row = rows[0] if rows else None
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="job not found")
     return row

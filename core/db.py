@@ -15,13 +15,16 @@ for one machine's worth of jobs, and PostgreSQL has no such shortcut.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
+from functools import cache
 from typing import Any
 from urllib.parse import urlparse
 
 import aiosqlite
 import asyncpg
+from piccolo.columns import JSON, Boolean
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import (
@@ -30,6 +33,7 @@ from piccolo.engine.sqlite import (
     TransactionType,
     dict_factory,
 )
+from piccolo.table import Table
 
 from core.config import Settings
 
@@ -265,3 +269,37 @@ def bind_tables(engine: Engine) -> None:
 
     for table in APP_CONFIG.table_classes:
         table._meta.db = engine
+
+
+async def select_where(table: type[Table], condition: str, *args: Any) -> list[dict[str, Any]]:
+    """``SELECT *`` rows of ``table`` matching ``condition`` (SQL with ``{}`` placeholders
+    for ``args``, column names double-quoted), JSON columns decoded: what
+    ``table.select().where(…).output(load_json=True)`` returns, for the hot read paths.
+
+    Piccolo compiles a select afresh on every call, about 0.6 ms for a wide table on this
+    machine against 0.06 ms for the query itself; this one string skips that.
+    """
+    # the condition is code's own text; values only ever travel as parameters
+    sql = f'SELECT * FROM "{table._meta.tablename}" WHERE {condition}'  # noqa: S608
+    rows = await table.raw(sql, *args)
+    decoded = _json_columns(table)
+    for row in rows:
+        for name in decoded:
+            if isinstance(row.get(name), str):
+                row[name] = json.loads(row[name])
+        for name in _boolean_columns(table):
+            if isinstance(row.get(name), int):  # SQLite keeps booleans as 0 and 1
+                row[name] = bool(row[name])
+    return rows
+
+
+@cache
+def _json_columns(table: type[Table]) -> tuple[str, ...]:
+    return tuple(column._meta.db_column_name for column in table._meta.columns
+                 if isinstance(column, JSON))
+
+
+@cache
+def _boolean_columns(table: type[Table]) -> tuple[str, ...]:
+    return tuple(column._meta.db_column_name for column in table._meta.columns
+                 if isinstance(column, Boolean))

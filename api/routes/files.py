@@ -35,7 +35,7 @@ from api.deps import (
 from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
-from core.db import write_transaction
+from core.db import select_where, write_transaction
 from core.enums import ACTIVE_STATUSES, FileKind, FileSource, FileStatus
 from core.filenames import content_disposition, display_name, storable_original
 from core.files import files_locked
@@ -151,10 +151,9 @@ async def used_bytes(user_id: uuid.UUID) -> tuple[int, int]:
 
 
 async def load_file(file_id: str, owner: uuid.UUID) -> dict[str, Any]:
-    row = await MediaFile.select().where(
-        MediaFile.id == uuid_or_404(file_id, "file"), MediaFile.user == owner,
-        MediaFile.is_deleted.eq(False),
-    ).output(load_json=True).first()
+    rows = await select_where(MediaFile, '"id" = {} AND "user" = {} AND "is_deleted" = {}',
+                              uuid_or_404(file_id, "file"), owner, False)
+    row = rows[0] if rows else None
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="file not found")
     return row
