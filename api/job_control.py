@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import uuid_or_404
 from api.metrics import JOB_VIEWS
-from core.db import select_where
+from core.db import count_where, select_where
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -52,16 +52,17 @@ async def load_job(job_id: str, owner: uuid.UUID | None) -> dict[str, Any]:
 async def page_of_jobs(limit: int, offset: int, owner: uuid.UUID | None,
                        status_: JobStatus | None, type_: str | None) -> dict:
     """``{items, total}``, newest first; ``owner`` None for an operator's view of all."""
-    where = []
-    if owner is not None:
-        where.append(Job.user == owner)
-    if status_:
-        where.append(Job.status == status_)
-    if type_:
-        where.append(Job.type == type_)
-    rows = await Job.select().where(*where).order_by(Job.created_at, ascending=False).limit(
-        limit).offset(offset).output(load_json=True)
-    total = await Job.count().where(*where)
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in (('"user" = {}', owner), ('"status" = {}', status_),
+                          ('"type" = {}', type_)):
+        if value is not None and value != "":
+            clauses.append(clause)
+            args.append(value.value if isinstance(value, JobStatus) else value)
+    where = " AND ".join(clauses) or "1 = 1"
+    rows = await select_where(Job, f'{where} ORDER BY "created_at" DESC LIMIT {{}} OFFSET {{}}',
+                              *args, limit, offset)
+    total = await count_where(Job, where, *args)
     return {"items": [job_public(r) for r in rows], "total": total}
 
 

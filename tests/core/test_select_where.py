@@ -63,3 +63,26 @@ async def test_sqlite(tmp_path: Path) -> None:
         await close_pool(engine)
         if previous is not None:
             bind_tables(previous)
+
+
+async def test_the_jobs_list_filters_orders_and_pages(client, headers: dict) -> None:  # noqa: ANN001
+    """``GET /jobs`` (page_of_jobs on select_where/count_where): filters combine, newest
+    first, ``total`` counts the filtered set, not the page."""
+    me = (await client.get("/api/v1/auth/me", headers=headers)).json()
+    made = []
+    for n, (type_, status_) in enumerate([("trim", "failed"), ("trim", "completed"),
+                                          ("trim", "failed"), ("join", "failed")]):
+        job = Job(user=uuid.UUID(me["id"]), type=type_, status=status_,
+                  workflow_id=f"job-{uuid.uuid4()}", spec={"type": type_},
+                  created_at=dt.datetime(2026, 1, 1, 0, 0, n, tzinfo=dt.UTC))
+        await job.save()
+        made.append(str(job.id))
+
+    async def ids(query: str) -> tuple[list[str], int]:
+        body = (await client.get(f"/api/v1/jobs?{query}", headers=headers)).json()
+        return [item["id"] for item in body["items"]], body["total"]
+
+    assert await ids("limit=10") == (made[::-1], 4)
+    assert await ids("status=failed&type=trim&limit=10") == ([made[2], made[0]], 2)
+    assert await ids("status=failed&limit=1&offset=1") == ([made[2]], 3)
+    assert await ids("type=join&status=completed") == ([], 0)
