@@ -37,6 +37,9 @@ BENCHES: list[tuple[str, str, list[str]]] = [
                 "against bare ffmpeg", []),
     ("upload_throughput", "a large upload through POST /files against a raw disk write",
      ["--http"]),
+    ("cluster", "40 small jobs (one ffmpeg thread each) on one worker, then two, then one on "
+                "S3 (moto): two workers' throughput against one's, S3 wall time against local",
+     []),
 ]
 
 
