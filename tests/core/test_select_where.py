@@ -7,9 +7,9 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
-from core.db import bind_tables, close_pool, engine_for, select_where, start_pool
-from core.tables import Job, MediaFile, User
-from tests.conftest import run_cli
+from core.db import select_where
+from core.tables import Job, MediaFile
+from tests.utils.apps import fresh_sqlite
 from tests.utils.users import create_user
 
 
@@ -51,18 +51,8 @@ async def test_postgres(db_engine: object) -> None:
 
 
 async def test_sqlite(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    assert run_cli("migrate", env={"MEDIAFLOW_DATABASE_URL": url}).returncode == 0
-    previous = User._meta._db
-    engine = engine_for(url)
-    await start_pool(engine)
-    bind_tables(engine)
-    try:
+    async with fresh_sqlite(tmp_path):
         await assert_same_as_piccolo()
-    finally:
-        await close_pool(engine)
-        if previous is not None:
-            bind_tables(previous)
 
 
 async def test_the_jobs_list_filters_orders_and_pages(client, headers: dict) -> None:  # noqa: ANN001

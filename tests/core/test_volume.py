@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.db import bind_tables, close_pool, engine_for, start_pool
-from core.tables import User
 from core.volume import MARKER, StorageNotShared, check_local_volume
 from tests.conftest import run_cli
+from tests.utils.apps import fresh_sqlite
 
 
 async def test_the_api_records_its_volume_and_a_process_elsewhere_is_refused(
@@ -58,13 +57,7 @@ def test_a_worker_on_another_data_dir_refuses_to_start(
 
 
 async def test_two_first_starts_at_once_agree_on_one_volume(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
-    assert run_cli("migrate", env={"MEDIAFLOW_DATABASE_URL": url}).returncode == 0
-    previous = User._meta._db
-    engine = engine_for(url)
-    await start_pool(engine)
-    bind_tables(engine)
-    try:
+    async with fresh_sqlite(tmp_path) as url:
         hosts = [Settings(env="test", data_dir=tmp_path / name, database_url=url)
                  for name in ("a", "b")]
         results = await asyncio.gather(*(check_local_volume(s) for s in hosts),
@@ -78,7 +71,3 @@ async def test_two_first_starts_at_once_agree_on_one_volume(tmp_path: Path) -> N
             else:
                 with pytest.raises(StorageNotShared):
                     await check_local_volume(host)
-    finally:
-        await close_pool(engine)
-        if previous is not None:
-            bind_tables(previous)

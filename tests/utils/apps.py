@@ -55,3 +55,25 @@ def same_volume(settings: Settings, data_dir: Path) -> None:
         target = settings.model_copy(update={"data_dir": data_dir}).local_storage_root
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(marker, target / MARKER)
+
+
+@asynccontextmanager
+async def fresh_sqlite(directory: Path) -> AsyncIterator[str]:
+    """A new migrated SQLite database in ``directory`` with every table bound to it for
+    the block (bound back afterwards, as :func:`other_app` does); yields its URL."""
+    from core.db import close_pool, engine_for, start_pool
+    from tests.conftest import run_cli
+
+    url = f"sqlite:///{directory / 'fresh.sqlite'}"
+    migrated = run_cli("migrate", env={"MEDIAFLOW_DATABASE_URL": url})
+    assert migrated.returncode == 0, migrated.stderr
+    previous = User._meta._db
+    engine = engine_for(url)
+    await start_pool(engine)
+    bind_tables(engine)
+    try:
+        yield url
+    finally:
+        await close_pool(engine)
+        if previous is not None:
+            bind_tables(previous)
