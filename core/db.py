@@ -283,12 +283,12 @@ async def select_where(table: type[Table], condition: str, *args: Any) -> list[d
     # the condition is code's own text; values only ever travel as parameters
     sql = f'SELECT * FROM "{table._meta.tablename}" WHERE {condition}'  # noqa: S608
     rows = await table.raw(sql, *args)
-    decoded = _json_columns(table)
+    decoded, booleans = _json_columns(table), _boolean_columns(table)
     for row in rows:
         for name in decoded:
             if isinstance(row.get(name), str):
                 row[name] = json.loads(row[name])
-        for name in _boolean_columns(table):
+        for name in booleans:
             if isinstance(row.get(name), int):  # SQLite keeps booleans as 0 and 1
                 row[name] = bool(row[name])
     return rows

@@ -24,6 +24,8 @@ log = logging.getLogger("mediaflow.scratch")
 
 PREFIX = "worker-"
 LOCK = ".lock"
+STARTING_SECONDS = 60
+"""How long a claim may look unlocked while its process is still starting."""
 LEGACY_GRACE_SECONDS = 24 * 3600
 """Job directories of the layout before claims (``<root>/<job id>``), left by an older
 worker, are removed once untouched for this long: no step runs for a day in silence."""
@@ -80,18 +82,34 @@ def sweep(root: Path) -> list[Path]:
 
 
 def _owner_is_gone(directory: Path) -> bool:
+    """Whether the process that claimed ``directory`` has died: its lock is free, and
+    it is not a sibling caught between creating its lock file and locking it (its pid,
+    named in the directory, still runs here and the claim is seconds old)."""
     try:
         fd = os.open(directory / LOCK, os.O_RDWR)
     except FileNotFoundError:
         # claimed but the lock not yet created (a sibling starting this very moment),
         # or a crash between the two: only the second lives longer than an instant
-        return _untouched_for(directory, 60)
+        return _untouched_for(directory, STARTING_SECONDS)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False  # a live process holds it
     finally:
         os.close(fd)  # closing drops the lock we may just have taken
+    return not (_runs_here(directory) and not _untouched_for(directory, STARTING_SECONDS))
+
+
+def _runs_here(directory: Path) -> bool:
+    """Whether the pid in ``worker-<pid>-<rand>`` is a live process in this pid namespace
+    (a worker in another container sharing the directory may not be visible)."""
+    try:
+        pid = int(directory.name.removeprefix(PREFIX).split("-", 1)[0])
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
     return True
 
 

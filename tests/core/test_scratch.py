@@ -86,3 +86,18 @@ def test_a_claim_without_its_lock_file_is_left_for_a_minute(tmp_path: Path) -> N
 
 def test_sweeping_a_missing_root_is_harmless(tmp_path: Path) -> None:
     assert sweep(tmp_path / "nowhere") == []
+
+
+def test_a_sibling_between_its_lock_file_and_its_lock_is_left_alone(tmp_path: Path) -> None:
+    """A worker that has created its ``.lock`` but not yet locked it (its pid runs, the
+    claim is fresh) must not lose its directory to a sibling starting at that instant;
+    the same unlocked claim a minute later belongs to a dead process whose pid was
+    reused, and goes."""
+    starting = tmp_path / f"worker-{os.getpid()}-abcdef12"
+    starting.mkdir()
+    (starting / ".lock").touch()
+    assert sweep(tmp_path) == []
+    minute_ago = time.time() - 120
+    for path in (starting / ".lock", starting):
+        os.utime(path, (minute_ago, minute_ago))
+    assert sweep(tmp_path) == [starting]
