@@ -396,8 +396,7 @@ def summarize(runs: list[dict[str, Any]], sampler: DecoderSampler | None) -> dic
         row["median"] = round(median, 3)
         row["fps"] = round(frames / median, 1) if frames else None
     if sampler is not None and sampler.samples:
-        seen = [sampler.during(run["start"], run["end"]) for run in runs]
-        seen = [s for s in seen if s is not None]
+        seen = [s for run in runs if (s := sampler.during(run["start"], run["end"]))]
         row["decoder_util_max"] = max((s[0] for s in seen), default=None)
         row["gpu_util_max"] = max((s[1] for s in seen), default=None)
     return row
