@@ -10,6 +10,10 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PYTEST_ARGS ?=
+# Test files spread over parallel processes (pytest-xdist), one per core plus one: many
+# tests wait on processes and timeouts, so one more process than cores keeps the CPUs busy.
+# Each process has its own database, Temporal dev server and ports (tests/conftest.py).
+TEST_PROCESSES ?= $(shell n=$$(nproc); [ $$n -gt 5 ] && n=5; echo $$((n + 1)))
 
 .PHONY: run test bench install system-deps bench-deps postgres lint dashboards clean
 
@@ -17,7 +21,7 @@ run: install
 	exec $(BIN)/mediaflow dev
 
 test: install postgres
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
 # Every benchmark in bench/, side by side ratios, written to docs/PERFORMANCE.md
 bench: install bench-deps

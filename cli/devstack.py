@@ -50,8 +50,36 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+PORT_BLOCK_ENV = "MEDIAFLOW_PORT_BLOCK"
+_block_cursor: dict[str, int] = {}
+
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports free right now (held together so they differ), for tests and benchmarks."""
+    """Ports free right now (held together so they differ), for tests and benchmarks.
+
+    With ``MEDIAFLOW_PORT_BLOCK=first-last`` set (the test suite gives each of its parallel
+    processes its own block, below the kernel's ephemeral range), ports come from that block
+    only, in turn, so two processes never hand out the same port between the check and the
+    server's bind; otherwise the kernel picks them."""
+    block = os.environ.get(PORT_BLOCK_ENV, "")
+    if not block:
+        return _kernel_ports(count, host)
+    first, last = (int(part) for part in block.split("-"))
+    ports: list[int] = []
+    cursor = _block_cursor.get(block, first)
+    for _ in range(last - first + 1):
+        if len(ports) == count:
+            break
+        if not port_in_use(host, cursor):
+            ports.append(cursor)
+        cursor = first if cursor >= last else cursor + 1
+    _block_cursor[block] = cursor
+    if len(ports) < count:
+        raise PortBusy(f"fewer than {count} free ports in {PORT_BLOCK_ENV}={block}")
+    return ports
+
+
+def _kernel_ports(count: int, host: str) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:

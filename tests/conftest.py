@@ -22,6 +22,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.worker import build_workers
+from cli.devstack import PORT_BLOCK_ENV, free_ports
 from core.config import Settings
 from core.db import bind_tables, close_pool, engine_for, start_pool
 from core.storage import get_storage
@@ -36,6 +37,30 @@ PG_SERVER = os.environ.get("MEDIAFLOW_TEST_PG", "postgresql://postgres@127.0.0.1
 # for tests whose workers must not be seen by the rest of the session (GPU routing)
 ISOLATED_NAMESPACE = "mediaflow-isolated"
 SEARCH_ATTRIBUTE_ARGS = dev_server_args()  # search attributes, priority-ordered queues
+WORKER_FIXTURES = {"worker", "one_slot_worker"}
+PORT_BLOCK_BASE, PORT_BLOCK_SIZE = 20000, 1000  # below the kernel's ephemeral ports (32768+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each parallel test process (pytest-xdist's ``gw0``, ``gw1``…) takes its ports from a
+    block of its own below the kernel's ephemeral range (cli/devstack.py ``free_ports``), so
+    two processes never start servers on the same port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    first = PORT_BLOCK_BASE + index * PORT_BLOCK_SIZE
+    os.environ[PORT_BLOCK_ENV] = f"{first}-{first + PORT_BLOCK_SIZE - 1}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long files first: slow tests (whole processes, kills, waits on timeouts), then
+    those that run jobs on a worker, then the rest. Spread over parallel processes by file
+    (``make test``), the long files start early and the short ones fill the end."""
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())) else 2
+
+    items.sort(key=weight)
 
 
 def temporal_binary() -> str:
@@ -96,6 +121,7 @@ async def db_engine(pg_url: str) -> AsyncIterator[object]:
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
+        port=free_ports(1)[0],
         dev_server_existing_path=temporal_binary(),
         dev_server_extra_args=[*SEARCH_ATTRIBUTE_ARGS, "--log-level", "error",
                                "--namespace", ISOLATED_NAMESPACE],

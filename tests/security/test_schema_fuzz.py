@@ -30,6 +30,8 @@ from core.temporal import IMPORT_WORKFLOW_TYPE
 from tests.utils.server import api_process
 from tests.utils.users import create_user
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 15
 KNOWN_GENERATOR_ERRORS = 2
 """schemathesis 4.32 cannot draw schema-valid random JobSpecs in its fuzzing phase
