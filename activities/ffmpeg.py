@@ -44,6 +44,7 @@ from core.packages import (
     PACKAGE_KIND,
     content_type_for,
     dump_index,
+    finish_package,
     index_key,
     member_key,
     valid_member_path,
@@ -359,6 +360,7 @@ class FFmpegActivities:
                 raise ApplicationError(f"bad member name {name!r}", type="InvalidParams",
                                        non_retryable=True)
             (out / name).write_text(content, encoding="utf-8")
+        finish_package(out, step.output_entry)
         files = sorted(path for path in out.rglob("*") if path.is_file())
         names = [path.relative_to(out).as_posix() for path in files]
         bad = [name for name in names if not valid_member_path(name)]

@@ -1,6 +1,7 @@
 """A 3-rendition HLS package (720p/480p/360p) of a 60 s 1280x720 clip, in one run:
 
-* the package job (one decode, split + three scales, one ffmpeg) versus three separate
+* the package job (one decode, split + three scales, one AAC encode shared by the three
+  renditions as their audio group, one ffmpeg) versus three separate
   transcode jobs (one per rendition, same bitrates) plus packaging their results by
   stream copy (issue target: ≤ 0.6);
 * the package job's wall time versus the same compiled argv run by bare ffmpeg

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from core.enums import FileKind
@@ -25,6 +26,7 @@ from core.enums import FileKind
 PACKAGE_KIND = FileKind.package
 PACKAGE_CONTENT_TYPE = "application/zip"  # what GET /files/{id}/download returns for one
 INDEX_NAME = "_index.json"
+HLS_ENTRY = "master.m3u8"
 MAX_MEMBER_PATH = 255
 MAX_MEMBER_DEPTH = 4
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -81,3 +83,27 @@ def load_index(data: bytes) -> list[dict[str, Any]]:
     if not all(valid_member_path(item["path"]) for item in members):
         raise ValueError("the package index names a path outside the package")
     return [{"path": str(item["path"]), "size": int(item["size"])} for item in members]
+
+
+def drop_audio_only_variants(master: str) -> str:
+    """An HLS master playlist without the audio-only variants ffmpeg's muxer lists beside
+    the audio renditions (``#EXT-X-MEDIA``) it writes for an audio group: the master names
+    only the video renditions, each with its audio group, so no player switches to a
+    variant without a picture. A master with no video variant is returned as it is."""
+    lines = master.splitlines()
+    variants = [n for n, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF:")]
+    audio_only = {n for n in variants if "RESOLUTION=" not in lines[n]}
+    if len(audio_only) == len(variants):
+        return master
+    drop = audio_only | {n + 1 for n in audio_only}  # the tag and the URI line after it
+    kept = [line for n, line in enumerate(lines) if n not in drop]
+    tidy = "\n".join(kept).rstrip("\n") + "\n"
+    return re.sub(r"\n{3,}", "\n\n", tidy)
+
+
+def finish_package(directory: Path, entry: str) -> None:
+    """What a package step's runner does once ffmpeg succeeded, before storing members:
+    an HLS master loses its audio-only variants (``drop_audio_only_variants``)."""
+    if entry == HLS_ENTRY and (master := directory / entry).is_file():
+        master.write_text(drop_audio_only_variants(master.read_text(encoding="utf-8")),
+                          encoding="utf-8")

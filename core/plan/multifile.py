@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.mediainfo import MediaInfo
+from core.packages import HLS_ENTRY
 from core.plan import filters
 from core.plan.escape import filter_spec, format_number
 from core.plan.graph import Streams
@@ -40,7 +41,7 @@ DEFAULT_AUDIO_BITRATE = "128k"
 BITRATE_BY_HEIGHT: tuple[tuple[int, str], ...] = (
     (2160, "12000k"), (1440, "8000k"), (1080, "5000k"), (720, "2800k"), (480, "1400k"),
     (360, "800k"), (240, "400k"), (0, "250k"))
-ENTRY_HLS = "master.m3u8"
+ENTRY_HLS = HLS_ENTRY
 ENTRY_DASH = "manifest.mpd"
 SPRITE_INDEX = "sprite.vtt"
 WEIGHT_DECODE = 0.3
@@ -242,16 +243,15 @@ def package(ctx: StepContext, params: PackageParams) -> DirectoryOutput:
             "v")
         ctx.run.consume(scaled)
         args += ["-map", scaled.map_arg]
-    with_audio = source.audio is not None
-    audio_streams = (count if params.format == "hls" else 1) if with_audio else 0
+    audio_rates = _audio_bitrates(params, rungs) if source.audio is not None else []
     if source.audio is not None:
-        args += ["-map", source.audio.map_arg] * audio_streams
-    args += _rendition_encoders(target, rungs, audio_streams, params.segment_seconds)
+        args += ["-map", source.audio.map_arg] * len(audio_rates)
+    args += _rendition_encoders(target, rungs, audio_rates, params.segment_seconds)
     if params.format == "hls":
-        args += _hls_muxer(params, count, with_audio)
+        args += _hls_muxer(params, rungs, audio_rates)
         entry = ENTRY_HLS
     else:
-        args += _dash_muxer(params, with_audio)
+        args += _dash_muxer(params, bool(audio_rates))
         entry = ENTRY_DASH
     pixels = sum(rung.width * rung.height for rung in rungs) / (info.width * info.height)
     metadata: dict[str, Any] = {"format": params.format, "duration": seconds,
@@ -263,7 +263,15 @@ def package(ctx: StepContext, params: PackageParams) -> DirectoryOutput:
                            weight=seconds * max(1.0, pixels))
 
 
-def _rendition_encoders(target: Target, rungs: list[Rung], audio_streams: int,
+def _audio_bitrates(params: PackageParams, rungs: list[Rung]) -> list[str]:
+    """One AAC encode per distinct audio bitrate (HLS: an audio group each, shared by the
+    renditions asking for it), or the first rendition's for DASH's one audio set."""
+    if params.format == "dash":
+        return [rungs[0].audio_bitrate]
+    return list(dict.fromkeys(rung.audio_bitrate for rung in rungs))
+
+
+def _rendition_encoders(target: Target, rungs: list[Rung], audio_rates: list[str],
                         segment_seconds: float) -> list[str]:
     args = ["-c:v", "libx264", "-preset", target.preset, "-pix_fmt", "yuv420p",
             "-force_key_frames", f"expr:gte(t,n_forced*{format_number(segment_seconds)})"]
@@ -271,26 +279,31 @@ def _rendition_encoders(target: Target, rungs: list[Rung], audio_streams: int,
         rate = bitrate_bps(rung.video_bitrate)
         args += [f"-b:v:{n}", rung.video_bitrate, f"-maxrate:v:{n}", str(rate * 107 // 100),
                  f"-bufsize:v:{n}", str(rate * 3 // 2)]
-    if audio_streams:
+    if audio_rates:
         args += ["-c:a", "aac", "-ac", "2"]
-        for n in range(audio_streams):
-            args += [f"-b:a:{n}", rungs[min(n, len(rungs) - 1)].audio_bitrate]
+        for n, audio_rate in enumerate(audio_rates):
+            args += [f"-b:a:{n}", audio_rate]
     return args
 
 
-def _hls_muxer(params: PackageParams, count: int, with_audio: bool) -> list[str]:
-    """Flat layout: ``master.m3u8``, ``v<n>.m3u8``, ``v<n>-init.mp4``, ``v<n>-00000.m4s``
-    (or ``.ts``); each variant carries its own audio, so every player can play any one."""
+def _hls_muxer(params: PackageParams, rungs: list[Rung], audio_rates: list[str]) -> list[str]:
+    """Flat layout: ``master.m3u8``, video renditions ``v<n>.m3u8``, ``v<n>-init.mp4``,
+    ``v<n>-00000.m4s`` (or ``.ts``), and one audio rendition ``a<k>`` per distinct audio
+    bitrate, the audio group of the video renditions that asked for it: the audio is
+    encoded once per bitrate, not once per rendition."""
     fmp4 = params.hls_segment_type == "fmp4"
-    # the muxer expands %v in the init segment's name only when there are several variants
-    init = "v%v-init.mp4" if count > 1 else "v0-init.mp4"
-    variants = " ".join(f"v:{n},a:{n}" if with_audio else f"v:{n}" for n in range(count))
+    streams = [f"v:{n},agroup:aud{audio_rates.index(rung.audio_bitrate)},name:v{n}"
+               if audio_rates else f"v:{n},name:v{n}" for n, rung in enumerate(rungs)]
+    streams += [f"a:{k},agroup:aud{k},name:a{k}" for k in range(len(audio_rates))]
+    # the muxer expands %v in the init segment's name only when there are several streams
+    init = "%v-init.mp4" if len(streams) > 1 else "v0-init.mp4"
     return ["-f", "hls", "-hls_time", format_number(params.segment_seconds),
             "-hls_playlist_type", "vod", "-hls_flags", "independent_segments",
             "-hls_segment_type", "fmp4" if fmp4 else "mpegts",
             *(["-hls_fmp4_init_filename", init] if fmp4 else []),
-            "-hls_segment_filename", f"{{out}}/v%v-%05d.{'m4s' if fmp4 else 'ts'}",
-            "-master_pl_name", ENTRY_HLS, "-var_stream_map", variants, "{out}/v%v.m3u8"]
+            "-hls_segment_filename", f"{{out}}/%v-%05d.{'m4s' if fmp4 else 'ts'}",
+            "-master_pl_name", ENTRY_HLS, "-var_stream_map", " ".join(streams),
+            "{out}/%v.m3u8"]
 
 
 def _dash_muxer(params: PackageParams, with_audio: bool) -> list[str]:

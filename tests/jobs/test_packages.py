@@ -160,12 +160,17 @@ async def test_hls_package_with_three_renditions(
     resolutions = [re.search(r"RESOLUTION=(\d+x\d+)", line).group(1) for line, _ in variants]
     assert resolutions == ["320x240", "240x180", "160x120"]
     assert all("BANDWIDTH=" in line and "CODECS=" in line for line, _ in variants)
+    assert all('AUDIO="' in line for line, _ in variants)  # one audio group, shared
+    assert re.findall(r'#EXT-X-MEDIA:TYPE=AUDIO,.*URI="([^"]+)"', master) == ["a0.m3u8"]
     for n, (width, height) in enumerate([(320, 240), (240, 180), (160, 120)]):
         probe = ffprobe(files / f"v{n}.m3u8")  # every segment of the variant decodes
-        video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        [video] = probe["streams"]
         assert (video["width"], video["height"]) == (width, height)
-        assert any(s["codec_type"] == "audio" for s in probe["streams"])
         assert float(probe["format"]["duration"]) == pytest.approx(SECONDS, abs=0.1)
+    [audio] = ffprobe(files / "a0.m3u8")["streams"]
+    assert audio["codec_type"] == "audio" and audio["channels"] == 2
+    assert float(ffprobe(files / "a0.m3u8")["format"]["duration"]) == pytest.approx(SECONDS,
+                                                                                  abs=0.1)
 
     # the zip holds every member, byte for byte
     response = await client.get(f"{API}/files/{row['id']}/download", headers=headers)
@@ -230,6 +235,8 @@ async def test_shared_package_plays_over_http(client: httpx.AsyncClient, headers
         assert sorted((s["width"], s["height"]) for s in videos) == [
             (160, 120), (240, 180), (320, 240)]
         assert all(int(s["nb_read_frames"]) == 50 for s in videos)  # 2 s at 25 fps, each
+        audios = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+        assert audios and all(int(s["nb_read_frames"]) > 90 for s in audios)  # ~2 s of AAC
         assert float(probe["format"]["duration"]) == pytest.approx(SECONDS, abs=0.1)
         token = url.split("/")[4]
         tampered = url.replace(token, token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from core.packages import finish_package
 from core.plan import MediaInfo, Plan
 from core.spec import JobSpec
 
@@ -97,6 +98,8 @@ class MediaLibrary:
             assert "progress=end" in result.stdout  # -progress pipe:1 reports to stdout
             for name, content in step.output_extras.items():
                 (Path(paths["out"]) / name).write_text(content, encoding="utf-8")
+            if step.is_directory_output:
+                finish_package(Path(paths["out"]), step.output_entry)
             outputs[step.step_id] = Path(paths["out"])
         return outputs
 

@@ -200,21 +200,33 @@ def test_hls_package(library, job, probe, tmp_path) -> None:
     assert step.op == "package" and step.output_entry == "master.m3u8"
     assert step.argv.count("-i") == 1 and "split=outputs=3" in " ".join(step.argv)
     assert step.argv.count("libx264") == 1  # one encoder option for every rendition
+    # one AAC encode per distinct audio bitrate (128k twice, 64k once), not per rendition
+    assert step.argv.count("-c:a") == 1 and "-b:a:1" in step.argv and "-b:a:2" not in step.argv
     names = members(out)
-    assert {"master.m3u8", "v0.m3u8", "v1.m3u8", "v2.m3u8", "v0-init.mp4"} <= set(names)
+    assert {"master.m3u8", "v0.m3u8", "v1.m3u8", "v2.m3u8", "v0-init.mp4", "a0.m3u8",
+            "a1.m3u8", "a0-init.mp4"} <= set(names)
     master = (out / "master.m3u8").read_text()
     variants = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(.*)", master)
-    assert [uri for _, uri in variants] == ["v0.m3u8", "v1.m3u8", "v2.m3u8"]
+    assert [uri for _, uri in variants] == ["v0.m3u8", "v1.m3u8", "v2.m3u8"]  # no audio-only
     attributes = [dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line)) for line, _ in variants]
     assert [a["RESOLUTION"] for a in attributes] == ["320x240", "240x180", "160x120"]
     assert all(int(a["BANDWIDTH"]) > 0 and a["CODECS"].startswith('"avc1.') and
                "mp4a.40.2" in a["CODECS"] for a in attributes)
+    groups = dict(re.findall(r'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=("[^"]+").*URI="([^"]+)"',
+                             master))
+    assert sorted(groups.values()) == ["a0.m3u8", "a1.m3u8"]
+    assert [groups[a["AUDIO"]] for a in attributes] == ["a0.m3u8", "a0.m3u8", "a1.m3u8"]
     for n in range(3):
         result = probe(out / f"v{n}.m3u8")
         assert result.duration == pytest.approx(SECONDS, abs=0.1)
-        video = result.streams("video")[0]
-        assert video["height"] == (240, 180, 120)[n]
-        assert result.streams("audio")
+        assert result.layout == ["video"] and result.streams("video")[0]["height"] == \
+            (240, 180, 120)[n]
+    for name, rate in (("a0.m3u8", 128_000), ("a1.m3u8", 64_000)):
+        [audio] = probe(out / name).streams("audio")
+        assert int(audio["bit_rate"]) == pytest.approx(rate, rel=0.15)
+    whole = probe(out / "master.m3u8")  # a player's view: every rendition and its audio
+    assert sorted(s["height"] for s in whole.streams("video")) == [120, 180, 240]
+    assert whole.streams("audio")
     assert step.output_metadata["renditions"][2] == {
         "height": 120, "width": 160, "video_bitrate": "150k", "audio_bitrate": "64k"}
 
@@ -223,7 +235,9 @@ def test_hls_package_with_one_fmp4_rendition(library, job, probe, tmp_path) -> N
     _, out = run(library, job, tmp_path, "package", {
         "input": library["clip2s"], "renditions": [{"height": 120}], "segment_seconds": 2},
         preset="ultrafast")
-    assert members(out) == ["master.m3u8", "v0-00000.m4s", "v0-init.mp4", "v0.m3u8"]
+    # the audio rendition's last segment holds the AAC frames just past 2 s
+    assert members(out) == ["a0-00000.m4s", "a0-00001.m4s", "a0-init.mp4", "a0.m3u8",
+                            "master.m3u8", "v0-00000.m4s", "v0-init.mp4", "v0.m3u8"]
     assert probe(out / "master.m3u8").duration == pytest.approx(SECONDS, abs=0.1)
 
 
@@ -231,8 +245,10 @@ def test_hls_package_with_ts_segments(library, job, probe, tmp_path) -> None:
     _, out = run(library, job, tmp_path, "package", {
         "input": library["clip2s"], "renditions": [{"height": 120}], "segment_seconds": 2,
         "hls_segment_type": "ts"}, preset="ultrafast")
-    assert members(out) == ["master.m3u8", "v0-00000.ts", "v0.m3u8"]
+    assert members(out) == ["a0-00000.ts", "a0-00001.ts", "a0.m3u8", "master.m3u8",
+                            "v0-00000.ts", "v0.m3u8"]
     assert probe(out / "v0.m3u8").duration == pytest.approx(SECONDS, abs=0.1)
+    assert sorted(probe(out / "master.m3u8").layout) == ["audio", "video"]
 
 
 def test_dash_package(library, job, probe, tmp_path) -> None:
