@@ -3,6 +3,9 @@ in one run, and their output written to docs/PERFORMANCE.md.
 
     .venv/bin/python -m bench.all [--only api_load,burst] [--output docs/PERFORMANCE.md]
 
+With ``--only``, the chosen sections are measured and replace theirs in the existing file;
+the others stay as they were (each section names the day it was measured).
+
 Absolute times on a shared machine drift; the ratios are what the issue targets name.
 The machine's load average is recorded beside each result, so a noisy run shows.
 """
@@ -98,27 +101,43 @@ def gpu_section() -> str:
     return section
 
 
+def earlier_sections(text: str) -> dict[str, str]:
+    """The ``## <bench>`` sections of a file this script wrote, by bench name."""
+    names = {name for name, _, _ in BENCHES}
+    found: dict[str, str] = {}
+    for chunk in text.split("\n## ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        if name in names:
+            found[name] = "## " + chunk.rstrip("\n") + "\n"
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "PERFORMANCE.md")
     options = parser.parse_args()
     chosen = [b for b in BENCHES if not options.only or b[0] in options.only.split(",")]
-    sections = []
+    sections: dict[str, str] = {}
+    today = dt.date.today().isoformat()
     for name, what, args in chosen:
         print(f"bench.{name} …", flush=True)
         output, seconds, load = run(name, args)
         print(output, flush=True)
         command = " ".join(["python -m", f"bench.{name}", *args])
-        sections.append(f"## {name}\n\n{what}.\n\n`{command}` — {seconds:.0f} s, load "
-                        f"average {load} at the start\n\n```\n{output}\n```\n")
-    today = dt.date.today().isoformat()
+        sections[name] = (f"## {name}\n\n{what}.\n\n`{command}` — {seconds:.0f} s on "
+                          f"{today}, load average {load} at the start\n\n```\n{output}\n"
+                          "```\n")
+    if options.only and options.output.exists():
+        kept = earlier_sections(options.output.read_text())
+        sections = {name: sections.get(name) or kept.get(name, "") for name, _, _ in BENCHES}
     options.output.write_text(
         "# Performance\n\n"
-        f"Written by `make bench` on {today}: {machine()}. Each script starts the real "
+        f"Written by `make bench`: {machine()}. Each script starts the real "
         "stack (`mediaflow dev`: SQLite, the Temporal dev server, a worker, the API) and "
         "measures both sides of every ratio in the same run; how to profile is in "
-        "bench/README.md.\n\n" + "\n".join(sections) + "\n" + gpu_section())
+        "bench/README.md.\n\n" + "\n".join(filter(None, sections.values())) + "\n"
+        + gpu_section())
     print(f"wrote {options.output}")
 
 
