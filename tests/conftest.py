@@ -52,15 +52,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long files first: slow tests (whole processes, kills, waits on timeouts), then
-    those that run jobs on a worker, then the rest. Spread over parallel processes by file
-    (``make test``), the long files start early and the short ones fill the end."""
+    """The long files first: those with slow tests (whole processes, kills, waits on
+    timeouts), then those that run jobs on a worker, then the rest; each file's tests stay
+    together and in order (their module fixtures are built once). Spread over parallel
+    processes by file (``make test``), the long files start early and the short ones fill
+    the end."""
     def weight(item: pytest.Item) -> int:
         if item.get_closest_marker("slow"):
             return 0
         return 1 if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())) else 2
 
-    items.sort(key=weight)
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::")[0]
+
+    by_file: dict[str, int] = {}
+    for item in items:
+        by_file[file_of(item)] = min(weight(item), by_file.get(file_of(item), 2))
+    items.sort(key=lambda item: by_file[file_of(item)])
 
 
 def temporal_binary() -> str:
