@@ -10,10 +10,11 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PYTEST_ARGS ?=
-# Test files spread over parallel processes (pytest-xdist), one per core plus one: many
-# tests wait on processes and timeouts, so one more process than cores keeps the CPUs busy.
-# Each process has its own database, Temporal dev server and ports (tests/conftest.py).
-TEST_PROCESSES ?= $(shell n=$$(nproc); [ $$n -gt 5 ] && n=5; echo $$((n + 1)))
+# Test files spread over parallel processes (pytest-xdist), one per core (at most 4): each
+# has its own database, Temporal dev server and ports (tests/conftest.py). More processes
+# than cores overlap the tests' waits a little better but load the machine past what the
+# timing of the process-level tests (kills, restarts, live progress) tolerates.
+TEST_PROCESSES ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: run test bench install system-deps bench-deps postgres lint dashboards clean
 

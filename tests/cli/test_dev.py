@@ -56,9 +56,16 @@ def test_dev_stack_starts_and_stops_cleanly(tmp_path: Path) -> None:
         health = wait_healthy(f"http://127.0.0.1:{api}/api/v1/health", proc)
         assert health == {"status": "ok", "checks": {
             "database": "ok", "temporal": "ok", "storage": "ok", "ffmpeg": "ok"}}
-        # the CPU worker's metrics and the Temporal SDK's, on one loopback port
-        scrape = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5)
-        assert scrape.status_code == 200
+        # the CPU worker's metrics and the Temporal SDK's, on one loopback port (the SDK's
+        # slot gauges appear once the worker polls: a moment later on a busy machine)
+        deadline = time.monotonic() + 30
+        while True:
+            scrape = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=5)
+            assert scrape.status_code == 200
+            if "temporal_worker_task_slots_available{" in scrape.text or \
+                    time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert 'mediaflow_worker_slots{pool="cpu"}' in scrape.text
         assert "temporal_worker_task_slots_available{" in scrape.text
         assert httpx.get(f"http://127.0.0.1:{ui}/", timeout=5).status_code == 200

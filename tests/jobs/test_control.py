@@ -277,7 +277,7 @@ async def test_operator_pause_signal_and_search_attributes(
     result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",
                           job["workflow_id"], "--name", "pause")
     assert result.returncode == 0, result.stderr
-    paused = await wait_for(client, headers, job["id"], {"paused", "completed"}, timeout=60)
+    paused = await wait_for(client, headers, job["id"], {"paused", "completed"}, timeout=180)
     assert paused["status"] == "paused" and paused["progress"]["steps_done"] < 2
     listed = temporal_cli(temporal_env, "workflow", "list", "--query",
                           f"MediaflowJobType='combined' AND MediaflowJobStatus='paused' "
