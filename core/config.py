@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -130,6 +129,8 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_login", "rate_limit_requests")
     @classmethod
     def _parseable_limit(cls, value: str) -> str:
+        from limits import parse  # here: the library costs every CLI call ~50 ms to import
+
         parse(value)  # raises ValueError, so a typo stops the process at start
         return value
 
