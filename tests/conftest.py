@@ -42,7 +42,7 @@ WORKER_FIXTURES = {"worker", "one_slot_worker"}
 PORT_BLOCK_BASE, PORT_BLOCK_SIZE = 20000, 1000  # below the kernel's ephemeral ports (32768+)
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def pytest_configure() -> None:
     """Each parallel test process (pytest-xdist's ``gw0``, ``gw1``…) takes its ports from a
     block of its own below the kernel's ephemeral range (cli/devstack.py ``free_ports``), so
     two processes never start servers on the same port."""

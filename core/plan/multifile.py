@@ -41,7 +41,6 @@ DEFAULT_AUDIO_BITRATE = "128k"
 BITRATE_BY_HEIGHT: tuple[tuple[int, str], ...] = (
     (2160, "12000k"), (1440, "8000k"), (1080, "5000k"), (720, "2800k"), (480, "1400k"),
     (360, "800k"), (240, "400k"), (0, "250k"))
-ENTRY_HLS = HLS_ENTRY
 ENTRY_DASH = "manifest.mpd"
 SPRITE_INDEX = "sprite.vtt"
 WEIGHT_DECODE = 0.3
@@ -243,13 +242,14 @@ def package(ctx: StepContext, params: PackageParams) -> DirectoryOutput:
             "v")
         ctx.run.consume(scaled)
         args += ["-map", scaled.map_arg]
-    audio_rates = _audio_bitrates(params, rungs) if source.audio is not None else []
+    audio_rates: list[str] = []
     if source.audio is not None:
+        audio_rates = _audio_bitrates(params, rungs)
         args += ["-map", source.audio.map_arg] * len(audio_rates)
     args += _rendition_encoders(target, rungs, audio_rates, params.segment_seconds)
     if params.format == "hls":
         args += _hls_muxer(params, rungs, audio_rates)
-        entry = ENTRY_HLS
+        entry = HLS_ENTRY
     else:
         args += _dash_muxer(params, bool(audio_rates))
         entry = ENTRY_DASH
@@ -302,7 +302,7 @@ def _hls_muxer(params: PackageParams, rungs: list[Rung], audio_rates: list[str])
             "-hls_segment_type", "fmp4" if fmp4 else "mpegts",
             *(["-hls_fmp4_init_filename", init] if fmp4 else []),
             "-hls_segment_filename", f"{{out}}/%v-%05d.{'m4s' if fmp4 else 'ts'}",
-            "-master_pl_name", ENTRY_HLS, "-var_stream_map", " ".join(streams),
+            "-master_pl_name", HLS_ENTRY, "-var_stream_map", " ".join(streams),
             "{out}/%v.m3u8"]
 
 
