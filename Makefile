@@ -10,22 +10,28 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 PYTEST_ARGS ?=
+PACKAGES := api core workflows activities cli dashboards piccolo_migrations bench tests
 # Test files spread over parallel processes (pytest-xdist), one per core (at most 4): each
 # has its own database, Temporal dev server and ports (tests/conftest.py). More processes
 # than cores overlap the tests' waits a little better but load the machine past what the
 # timing of the process-level tests (kills, restarts, live progress) tolerates.
 TEST_PROCESSES ?= $(shell n=$$(nproc); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: run test bench install system-deps bench-deps postgres lint dashboards clean
+.PHONY: run test bench bytecode install system-deps bench-deps postgres lint dashboards clean
 
-run: install
+run: install bytecode
 	exec $(BIN)/mediaflow dev
 
-test: install postgres
+test: install postgres bytecode
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
 
+# mediaflow's own bytecode, for the same reason as the packages' (see install); compileall
+# skips what is up to date
+bytecode: install
+	@$(BIN)/python -m compileall -q -j 0 $(PACKAGES) >/dev/null
+
 # Every benchmark in bench/, side by side ratios, written to docs/PERFORMANCE.md
-bench: install bench-deps
+bench: install bench-deps bytecode
 	$(BIN)/python -m bench.all
 
 # wrk drives the API load benchmark; py-spy and pyinstrument profile (bench/README.md)
@@ -41,9 +47,12 @@ $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV) || \
 		{ $(APT) update && $(APT) install -y python3-venv && $(PYTHON) -m venv $(VENV); }
 	@# uv (from PyPI) installs the same packages as pip in a few seconds instead of a
-	@# minute; pip does it where uv cannot be installed or cannot reach the index
+	@# minute; pip does it where uv cannot be installed or cannot reach the index. Both
+	@# write the packages' bytecode (pip does by default, uv when asked): every process
+	@# the tests start would otherwise recompile its imports, since Python only reads
+	@# bytecode where PYTHONDONTWRITEBYTECODE is set
 	{ $(BIN)/python -m pip install --quiet uv && \
-	  $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test]"; } || \
+	  $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[test]"; } || \
 	{ $(BIN)/python -m pip install --quiet --upgrade pip && \
 	  $(BIN)/python -m pip install --quiet -e ".[test]"; }
 	rm -f $(VENV)/.installed-* && touch $@
