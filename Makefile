@@ -23,7 +23,7 @@ run: install bytecode
 	exec $(BIN)/mediaflow dev
 
 test: install postgres bytecode
-	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # mediaflow's own bytecode, for the same reason as the packages' (see install); compileall
 # skips what is up to date

@@ -52,24 +52,40 @@ def pytest_configure() -> None:
     os.environ[PORT_BLOCK_ENV] = f"{first}-{first + PORT_BLOCK_SIZE - 1}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long files first: those with slow tests (whole processes, kills, waits on
-    timeouts), then those that run jobs on a worker, then the rest; each file's tests stay
-    together and in order (their module fixtures are built once). Spread over parallel
-    processes by file (``make test``), the long files start early and the short ones fill
-    the end."""
-    def weight(item: pytest.Item) -> int:
-        if item.get_closest_marker("slow"):
-            return 0
-        return 1 if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())) else 2
+LONGEST_FILES = {
+    "tests/security/test_schema_fuzz.py": 85, "tests/cli/test_client.py": 80,
+    "tests/cluster/test_topology.py": 75, "tests/jobs/test_stepwise_durability.py": 50,
+    "tests/jobs/test_durability.py": 50, "tests/jobs/test_control.py": 45,
+    "tests/cli/test_dev.py": 35, "tests/jobs/test_batches.py": 30,
+    "tests/security/test_jobs.py": 25, "tests/jobs/test_webhooks.py": 25,
+    "tests/monitoring/test_prometheus.py": 20, "tests/jobs/test_input_corpus.py": 20,
+    "tests/api/routes/test_files.py": 15, "tests/jobs/test_imports.py": 15,
+    "tests/jobs/test_pipelines.py": 15, "tests/jobs/test_gpu_routing.py": 15,
+}
+"""Seconds each of the longest files took alone on a 2-core machine: only the order in
+which parallel processes take files (longest first) depends on them, never a result."""
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest files first, then the other files that run jobs on a worker, then the
+    rest; each file's tests stay together and in order (their module fixtures are built
+    once). Spread over parallel processes by file (``make test``: ``--dist loadfile
+    --no-loadscope-reorder``, which keeps this order), the long files start early and the
+    short ones fill the end, so no process is left running a long file alone."""
     def file_of(item: pytest.Item) -> str:
         return item.nodeid.split("::")[0]
 
+    def seconds(item: pytest.Item) -> int:
+        if file_of(item) in LONGEST_FILES:
+            return LONGEST_FILES[file_of(item)]
+        if item.get_closest_marker("slow"):
+            return 15
+        return 5 if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())) else 0
+
     by_file: dict[str, int] = {}
     for item in items:
-        by_file[file_of(item)] = min(weight(item), by_file.get(file_of(item), 2))
-    items.sort(key=lambda item: by_file[file_of(item)])
+        by_file[file_of(item)] = max(seconds(item), by_file.get(file_of(item), 0))
+    items.sort(key=lambda item: -by_file[file_of(item)])
 
 
 def temporal_binary() -> str:

@@ -275,10 +275,11 @@ async def test_operator_pause_signal_and_search_attributes(
 ) -> None:
     a = await upload(client, headers, media_dir / "long.mp4")
     job = await submit(client, headers, {  # a pause holds between the two steps
-        "type": "combined", "output": {"preset": "medium"},
+        "type": "combined", "output": {"preset": "veryfast"},  # step one: 30 s of 640x480
         "params": {"execution": "stepwise", "steps": [
             {"id": "one", "type": "text_overlay", "params": {"video": a, "text": "op"}},
-            {"id": "two", "type": "join", "params": {"inputs": ["@one", "@one"]}},
+            {"id": "two", "type": "trim",
+             "params": {"input": "@one", "duration": 2, "accurate": False}},
         ]}})
     result = temporal_cli(temporal_env, "workflow", "signal", "--workflow-id",
                           job["workflow_id"], "--name", "pause")

@@ -40,7 +40,7 @@ async def test_kill_9_during_a_step_then_a_new_worker_completes(
         video = await upload(client, headers, media_dir / "long.mp4")
         job = await submit(client, headers, {
             "type": "text_overlay", "params": {"video": video, "text": "durable"},
-            "output": {"preset": "medium"}})
+            "output": {"preset": "veryfast"}})
         for _ in range(900):
             view = (await client.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()
             if view["progress"]["percent"] > 0:

@@ -113,7 +113,7 @@ async def test_admin_reroute_sends_remaining_steps_to_cpu(
     video = await upload(gpu_client, user, media_dir / "long.mp4")
     async with await start_workers(gpu_settings, ["cpu", "gpu"]):
         job = await submit(gpu_client, user, {
-            "type": "combined", "accelerator": "gpu", "output": {"preset": "medium"},
+            "type": "combined", "accelerator": "gpu", "output": {"preset": "veryfast"},
             "params": {"execution": "stepwise", "steps": [
                 {"id": "one", "type": "text_overlay", "params": {"video": video, "text": "1"}},
                 {"id": "two", "type": "text_overlay", "params": {"video": "@one", "text": "2"}},

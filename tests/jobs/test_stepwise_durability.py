@@ -64,7 +64,7 @@ async def test_stepwise_job_resumes_at_the_killed_step(
                  "params": {"video": "@titled", "subtitles": subs, "mode": "embed",
                             "language": "eng"}},
             ]},
-            "output": {"preset": "medium"}})
+            "output": {"preset": "veryfast"}})
         plan_ops = [run["op"] for run in (await client.post(
             "/api/v1/jobs/validate", headers=headers, json=job["spec"])).json()["plan"]]
         assert plan_ops == ["join", "audio_overlay", "text_overlay", "subtitles"]
