@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.harness import FFMPEG, make_clip, run_quietly, running_stack
+from bench.harness import FFMPEG, bench_main, make_clip, run_quietly, running_stack
 
 
 def bare_concat_seconds(clips: list[Path], work: Path) -> float:
@@ -29,8 +28,8 @@ def bare_concat_seconds(clips: list[Path], work: Path) -> float:
     return time.perf_counter() - started
 
 
-def measure(rounds: int = 3, seconds: float = 15, verbose: bool = False) -> dict[str, float]:
-    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
+def measure(media: Path, rounds: int = 3, seconds: float = 15,
+            verbose: bool = False) -> dict[str, float]:
     clips = [make_clip(media / f"clip{i}.mp4", seconds, frequency=300 + 100 * i)
              for i in range(4)]
     ratios, speedups = [], []
@@ -53,15 +52,11 @@ def measure(rounds: int = 3, seconds: float = 15, verbose: bool = False) -> dict
             "join_reencode_speedup": statistics.median(speedups)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=15)
-    args = parser.parse_args()
-    result = measure(args.rounds, args.seconds, verbose=True)
+def report(args: argparse.Namespace, media: Path) -> None:
+    result = measure(media, args.rounds, args.seconds, verbose=True)
     print(f"join (copy) job ÷ bare concat: {result['join_copy_ratio']:.2f} (target <= 2.0); "
           f"reencode ÷ auto: {result['join_reencode_speedup']:.0f}x (target >= 20x)")
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(__doc__, report, rounds=3, seconds=15.0)

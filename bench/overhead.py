@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.harness import compiled_argv, make_clip, run_quietly, running_stack
+from bench.harness import bench_main, compiled_argv, make_clip, run_quietly, running_stack
 
 
-def measure(rounds: int = 3, seconds: float = 20, verbose: bool = False) -> dict[str, float]:
-    media = Path(tempfile.mkdtemp(prefix="bench-media-"))
+def measure(media: Path, rounds: int = 3, seconds: float = 20,
+            verbose: bool = False) -> dict[str, float]:
     clip = make_clip(media / "clip720p.mp4", seconds)
     ratios = []
     with running_stack() as stack:
@@ -42,14 +41,10 @@ def measure(rounds: int = 3, seconds: float = 20, verbose: bool = False) -> dict
     return {"overhead_ratio": statistics.median(ratios)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=20)
-    args = parser.parse_args()
-    result = measure(args.rounds, args.seconds, verbose=True)
+def report(args: argparse.Namespace, media: Path) -> None:
+    result = measure(media, args.rounds, args.seconds, verbose=True)
     print(f"median client wall / bare ffmpeg: {result['overhead_ratio']:.3f} (target <= 1.05)")
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(__doc__, report, rounds=3, seconds=20.0)
