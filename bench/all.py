@@ -26,7 +26,7 @@ BENCHES: list[tuple[str, str, list[str]]] = [
     ("api_load", "API hot paths against a bare FastAPI route (wrk, 1 thread, 32 "
                  "connections) and POST /jobs accepted per second from 8 clients", []),
     ("burst", "100 tiny jobs from 8 clients against the same ffmpeg commands under "
-              "xargs -P2; the fixed cost of one job", []),
+              "xargs -P2, and where their CPU goes; the fixed cost of one job", []),
     ("fanout", "10 live jobs watched by 1 then 20 event streams each: the API's CPU and "
                "the live views (progress queries) it makes per job per second", []),
     ("overhead", "one text_overlay on 20 s of 720p: client wall time against bare ffmpeg",

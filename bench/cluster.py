@@ -62,12 +62,11 @@ import httpx
 from moto.server import ThreadedMotoServer
 
 from activities.ffmpeg import with_threads
-from bench.harness import REPO, Stack, compiled_argv, make_clip
+from bench.harness import REPO, Stack, compiled_argv, machine_busy, make_clip, process_cpu
 from cli.devstack import _die_with_parent, free_ports, port_in_use, temporal_binary
 from core.storage.s3 import S3Storage
 from core.temporal import dev_server_args
 
-TICKS = os.sysconf("SC_CLK_TCK")
 CONFIGS = (("local", 1), ("local", 2), ("s3", 1))
 S3 = {"access_key": "testing", "secret_key": "testing", "region": "us-east-1",
       "bucket": "mediaflow-bench"}
@@ -225,18 +224,6 @@ def moto_s3() -> Iterator[str]:
         yield url
     finally:
         server.stop()
-
-
-def process_cpu(pid: int) -> tuple[float, float]:
-    """(the process's own CPU seconds, its reaped children's), user + system."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
-    return own / TICKS, children / TICKS
-
-
-def machine_busy() -> float:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICKS  # everything but idle and iowait
 
 
 def cpu_snapshot(cluster: Cluster) -> dict[str, float]:

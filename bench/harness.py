@@ -27,6 +27,21 @@ from core.spec import JobSpec
 
 REPO = Path(__file__).resolve().parent.parent
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """(the process's own CPU seconds, its reaped children's), user + system."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own, children = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+    return own / TICKS, children / TICKS
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine's processes have used: user, nice, system, irq and
+    softirq (not idle, iowait, or the time a hypervisor stole)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values[n] for n in (0, 1, 2, 5, 6)) / TICKS
 
 
 def ffmpeg_seconds(stack: Stack, job: dict) -> float:
@@ -62,9 +77,10 @@ def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25
 
 
 class Stack:
-    def __init__(self, url: str, work: Path) -> None:
+    def __init__(self, url: str, work: Path, pid: int = 0) -> None:
         self.url = url
         self.work = work
+        self.pid = pid  # ``mediaflow dev``, whose children are the stack's processes
         self.http = httpx.Client(base_url=f"{url}/api/v1", timeout=300)
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         password = f"Bench{uuid.uuid4().hex[:10]}1"
@@ -78,7 +94,7 @@ class Stack:
     def clone(self) -> Stack:
         """Another client of the same user (one per thread)."""
         twin = Stack.__new__(Stack)
-        twin.url, twin.work = self.url, self.work
+        twin.url, twin.work, twin.pid = self.url, self.work, self.pid
         twin.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=300,
                                  headers=dict(self.http.headers))
         return twin
@@ -136,6 +152,31 @@ class Stack:
         raise RuntimeError(f"job {job_id}: the event stream ended without a terminal event")
 
 
+def stack_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of the stack's processes by role: ffmpeg + ffprobe (the
+    worker's finished children), the worker, the Temporal dev server, the API, and this
+    bench process (its client threads); ``machine`` is the whole machine's."""
+    roles = {"ffmpeg+ffprobe": 0.0, "worker": 0.0, "temporal": 0.0, "api": 0.0}
+    for child in Path(f"/proc/{stack.pid}/task/{stack.pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        own, children = process_cpu(int(child))
+        if b"worker" in argv:
+            roles["worker"] += own
+            roles["ffmpeg+ffprobe"] += children
+        elif b"api" in argv:
+            roles["api"] += own
+        elif b"start-dev" in argv:
+            roles["temporal"] += own
+    roles["bench"] = time.process_time()
+    roles["machine"] = machine_busy()
+    return roles
+
+
+def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> str:
+    """One line: each role's CPU seconds per job between two ``stack_cpu`` readings."""
+    return ", ".join(f"{role} {(after[role] - before[role]) / jobs:.3f}" for role in after)
+
+
 @contextmanager
 def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """``mediaflow dev`` with its defaults (plus ``extra_env``) on free ports."""
@@ -162,7 +203,7 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
             time.sleep(0.5)
         else:
             raise RuntimeError("mediaflow dev did not become healthy")
-        yield Stack(url, work)
+        yield Stack(url, work, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     FFMPEG,
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace, media: Path) -> None:
     clip = make_clip(media / "clip720p.mp4", args.seconds)
     with running_stack() as stack:
         file_id = stack.upload(clip)
-        spec = {"type": "package", "output": {"preset": "veryfast"}, "params": {
+        spec: dict[str, Any] = {"type": "package", "output": {"preset": "veryfast"}, "params": {
             "input": file_id, "segment_seconds": SEGMENT,
             "renditions": [{"height": h, "video_bitrate": rate} for h, _, rate in RUNGS]}}
         stack.run_job({**spec, "params": {**spec["params"], "renditions": [{"height": 360}]}})
