@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from typing import Any
 
 from bench.harness import (
     Stack,
+    bench_main,
     compiled_argv,
     cpu_per_job,
     machine_busy,
@@ -77,8 +77,7 @@ def fixed_costs(stack: Stack, video: str, files: dict[str, Path], rounds: int) -
     return costs
 
 
-def measure(jobs: int = 100, clients: int = 8, single: int = 10) -> dict[str, Any]:
-    media = Path(tempfile.mkdtemp(prefix="bench-burst-"))
+def measure(media: Path, jobs: int = 100, clients: int = 8, single: int = 10) -> dict[str, Any]:
     clip = make_clip(media / "clip.mp4", 2, size="320x240")
     with running_stack(extra_env=EXTRA) as stack:
         video = stack.upload(clip)
@@ -95,13 +94,8 @@ def measure(jobs: int = 100, clients: int = 8, single: int = 10) -> dict[str, An
             "xargs_cpu": bare_cpu / jobs}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=100)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--single", type=int, default=10)
-    args = parser.parse_args()
-    result = measure(args.jobs, args.clients, args.single)
+def report(args: argparse.Namespace, media: Path) -> None:
+    result = measure(media, args.jobs, args.clients, args.single)
     print(f"{args.jobs} jobs from {args.clients} clients: {result['burst_seconds']:.1f} s; "
           f"xargs -P2: {result['xargs_seconds']:.1f} s; ratio {result['burst_ratio']:.2f} "
           "(target <= 1.3)")
@@ -112,4 +106,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    bench_main(__doc__, report, jobs=100, clients=8, single=10)
