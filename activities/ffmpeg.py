@@ -19,14 +19,16 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -166,6 +168,7 @@ class FFmpegActivities:
         self.pool = pool
         self.running = 0  # ffmpeg runs of this worker in flight
         metrics.pool_series(pool)
+        setpriv_path()  # asked once, before a step runs on the event loop
 
     async def _materialise(self, request: StepInput, scratch: Path,
                            inputs: dict[str, dict]) -> dict[str, str]:
@@ -210,10 +213,11 @@ class FFmpegActivities:
     async def _run(self, argv: list[str], step: PlanStep, scratch: Path) -> ProgressParser:
         parser = ProgressParser(expected_seconds=step.expected_seconds)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        argv, preexec = tied_to_worker(argv)
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=scratch, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with_worker,
+            start_new_session=True, preexec_fn=preexec,
         )
 
         async def drain_stderr() -> None:
@@ -414,6 +418,34 @@ def _die_with_worker() -> None:
     """In the child before exec: a SIGKILLed worker takes its ffmpeg down too."""
     if _LIBC is not None:
         _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@functools.cache
+def setpriv_path() -> str | None:
+    """util-linux's ``setpriv`` if it can set the parent-death signal (2.33 and later)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5,
+                               check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage else None
+
+
+def tied_to_worker(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """The argv and ``preexec_fn`` that make a SIGKILLed worker take its ffmpeg down too.
+
+    ``setpriv --pdeathsig KILL`` sets the parent-death signal and then execs ffmpeg (same
+    pid, same process group). Without a ``preexec_fn`` Python starts the child with vfork
+    instead of copying the worker with fork and running Python code in the copy: 1 ms
+    instead of 5–8 ms per run, measured in a worker serving one-step jobs. Where
+    ``setpriv`` is missing, the prctl runs in a ``preexec_fn`` as before."""
+    setpriv = setpriv_path()
+    if setpriv is None:
+        return argv, _die_with_worker
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv], None
 
 
 def _kill_group(pid: int) -> None:

@@ -56,13 +56,17 @@ async def compile_steps(job: JobInput) -> list[PlanStep]:
 
 @activity.defn(name="prepare_job")
 async def prepare_job(job: JobInput) -> PreparedJob:
-    """Compile the plan, mark the job processing, and say whether a GPU pool polls."""
-    steps = await compile_steps(job)
+    """Compile the plan, mark the job processing, and say whether a GPU pool polls (asked
+    of Temporal while the plan compiles: the two waits overlap)."""
+    steps, gpu = await asyncio.gather(compile_steps(job), gpu_pool_polls(job))
     now = dt.datetime.now(dt.UTC)
     await Job.update({
         Job.status: JobStatus.processing, Job.started_at: now, Job.updated_at: now,
         Job.progress: {"percent": 0.0, "steps_done": 0, "steps_total": len(steps),
                        "step": steps[0].step_id if steps else None},
     }).where(Job.id == uuid.UUID(job.job_id), Job.status.not_in(list(TERMINAL_STATUSES)))
-    gpu = job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
     return PreparedJob(steps=steps, gpu_available=gpu)
+
+
+async def gpu_pool_polls(job: JobInput) -> bool:
+    return job.accelerator != "cpu" and await gpu_workers_polling(activity.client())
