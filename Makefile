@@ -31,7 +31,7 @@ bytecode: install
 	@$(BIN)/python -m compileall -q -j 0 $(PACKAGES) >/dev/null
 
 # Every benchmark in bench/, side by side ratios, written to docs/PERFORMANCE.md
-bench: install bench-deps bytecode
+bench: install bench-deps postgres bytecode
 	$(BIN)/python -m bench.all
 
 # wrk drives the API load benchmark; py-spy and pyinstrument profile (bench/README.md)

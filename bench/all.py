@@ -22,27 +22,38 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+POSTGRES = (os.environ.get("MEDIAFLOW_BENCH_PG") or os.environ.get("MEDIAFLOW_TEST_PG")
+            or "postgresql://postgres@127.0.0.1:5432")
+"""The PostgreSQL server the API rows are measured on as well (a database is created for
+the run and dropped after): the tests' server unless ``MEDIAFLOW_BENCH_PG`` names one."""
 BENCHES: list[tuple[str, str, list[str]]] = [
+    # (section in docs/PERFORMANCE.md and --only name, what it measures,
+    #  the command after ``python -m bench.``)
     ("api_load", "API hot paths against a bare FastAPI route (wrk, 1 thread, 32 "
-                 "connections) and POST /jobs accepted per second from 8 clients", []),
+                 "connections) and POST /jobs accepted per second from 8 clients",
+     ["api_load"]),
+    ("api_load_postgresql", "the same on PostgreSQL instead of SQLite",
+     ["api_load", "--postgres", POSTGRES]),
     ("burst", "100 tiny jobs from 8 clients against the same ffmpeg commands under "
-              "xargs -P2, and where their CPU goes; the fixed cost of one job", []),
+              "xargs -P2, and where their CPU goes; the fixed cost of one job", ["burst"]),
     ("fanout", "10 live jobs watched by 1 then 20 event streams each: the API's CPU and "
-               "the live views (progress queries) it makes per job per second", []),
+               "the live views (progress queries) it makes per job per second", ["fanout"]),
     ("overhead", "one text_overlay on 20 s of 720p: client wall time against bare ffmpeg",
-     []),
+     ["overhead"]),
     ("join_copy", "join of 4 × 15 s 720p by stream copy against bare ffmpeg concat, and "
-                  "against a re-encoding join", []),
-    ("fusion", "a four-step pipeline fused against stepwise, and against one overlay", []),
-    ("trim_copy", "trim on keyframes against a frame-exact trim", []),
-    ("sprites", "100 sprite tiles in one job against 100 single-frame ffmpeg calls", []),
+                  "against a re-encoding join", ["join_copy"]),
+    ("fusion", "a four-step pipeline fused against stepwise, and against one overlay",
+     ["fusion"]),
+    ("trim_copy", "trim on keyframes against a frame-exact trim", ["trim_copy"]),
+    ("sprites", "100 sprite tiles in one job against 100 single-frame ffmpeg calls",
+     ["sprites"]),
     ("package", "a 3-rendition HLS package against three transcodes + packaging, and "
-                "against bare ffmpeg", []),
+                "against bare ffmpeg", ["package"]),
     ("upload_throughput", "a large upload through POST /files against a raw disk write",
-     ["--http"]),
+     ["upload_throughput", "--http"]),
     ("cluster", "40 small jobs (one ffmpeg thread each) on one worker, then two, then one on "
                 "S3 (moto): two workers' throughput against one's, S3 wall time against local",
-     []),
+     ["cluster"]),
 ]
 
 
@@ -53,10 +64,12 @@ def machine() -> str:
     return f"{os.cpu_count()} × {model}, Python {platform.python_version()}"
 
 
-def run(name: str, args: list[str]) -> tuple[str, float, str]:
+def run(command: list[str]) -> tuple[str, float, str]:
+    """Run ``python -m bench.<command>``: its output, seconds, and the load before it."""
     load = os.getloadavg()[0]
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", f"bench.{name}", *args], cwd=REPO,
+    module, *args = command
+    done = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=REPO,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
     output = done.stdout.strip() or "(no output)"
@@ -120,11 +133,11 @@ def main() -> None:
     chosen = [b for b in BENCHES if not options.only or b[0] in options.only.split(",")]
     sections: dict[str, str] = {}
     today = dt.date.today().isoformat()
-    for name, what, args in chosen:
+    for name, what, argv in chosen:
         print(f"bench.{name} …", flush=True)
-        output, seconds, load = run(name, args)
+        output, seconds, load = run(argv)
         print(output, flush=True)
-        command = " ".join(["python -m", f"bench.{name}", *args])
+        command = " ".join(["python -m", f"bench.{argv[0]}", *argv[1:]])
         sections[name] = (f"## {name}\n\n{what}.\n\n`{command}` — {seconds:.0f} s on "
                           f"{today}, load average {load} at the start\n\n```\n{output}\n"
                           "```\n")
