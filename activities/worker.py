@@ -8,6 +8,7 @@ bookkeeping activities, cheap) and its pool's queue (``mediaflow-cpu`` or
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -127,6 +128,7 @@ async def run_worker(settings: Settings, *, pool: str, concurrency: int, metrics
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     workers = build_workers(client, settings, storage, pool=pool, concurrency=concurrency)
+    gc.freeze()  # start-up's objects out of the collector's sight, as in the API (api/main.py)
     await ensure_purge_schedule(client, settings)
     await ensure_reconcile_schedule(client)
     log.info("worker pool=%s polling %s and %s (%d slots), scratch in %s",

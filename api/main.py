@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,9 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.storage = get_storage(settings)
         app.state.temporal = TemporalConnection(settings)
+        # what start-up built lives as long as the process: out of the collector's sight,
+        # a full collection scans only what requests allocate (about 100 ms -> a few ms;
+        # GET /jobs/{id}'s p99 under load went from 76-115 ms to 42-45 ms)
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # an app made in-process (tests) leaves the collector as it was
             await app.state.live_views.close()
             await app.state.storage.close()
             await close_pool(engine)
