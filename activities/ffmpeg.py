@@ -305,9 +305,10 @@ class FFmpegActivities:
         scratch = job_scratch / f"{step.index:02d}-a{info.attempt}"
         scratch.mkdir(parents=True)
         started = time.monotonic()
-        activity.heartbeat({"percent": 0})
-        # downloads, the output probe and uploads print no progress: keep the heartbeat (and
-        # with it cancellation) flowing through them; ffmpeg's own silence is the watchdog's
+        # no heartbeat at the start: the heartbeat timeout runs from the start anyway, and a
+        # step shorter than a second would spend a round trip (and a write in Temporal) on
+        # it. Downloads, the output probe and uploads print no progress: keep the heartbeat
+        # (and with it cancellation) flowing through them; ffmpeg's silence is the watchdog's
         keepalive = asyncio.create_task(_keep_heartbeating(self.keepalive_seconds))
         observed = metrics.StepAttempt(step.op, self.pool)
         try:
