@@ -233,7 +233,9 @@ class FFmpegActivities:
                 if not parser.feed(raw.decode(errors="replace")):
                     continue
                 now = time.monotonic()
-                if now - last_beat >= HEARTBEAT_EVERY or parser.ended:
+                # not at the end (the step completes right after, or the keepalive beats
+                # through the probe and the upload)
+                if now - last_beat >= HEARTBEAT_EVERY and not parser.ended:
                     activity.heartbeat({"percent": parser.percent, "speed": parser.speed})
                     last_beat = now
                 # the gap grows with the elapsed time: a few hundred signals even for an
