@@ -10,7 +10,7 @@
   terminal event) minus the bare ffmpeg run of the same argv, median of ``--single``
   rounds. Target: ≤ 0.15 s.
 
-    .venv/bin/python -m bench.burst [--jobs 100] [--clients 8] [--single 10]
+    .venv/bin/python -m bench.burst [--jobs 100] [--clients 8] [--single 20]
 """
 
 from __future__ import annotations
@@ -106,4 +106,4 @@ def report(args: argparse.Namespace, media: Path) -> None:
 
 
 if __name__ == "__main__":
-    bench_main(__doc__, report, jobs=100, clients=8, single=10)
+    bench_main(__doc__, report, jobs=100, clients=8, single=20)
