@@ -8,7 +8,10 @@
   dev server, the API, this bench's clients, and the whole machine.
 * Fixed cost: one such job at a time, its wall time as the client sees it (submit →
   terminal event) minus the bare ffmpeg run of the same argv, median of ``--single``
-  rounds. Target: ≤ 0.15 s.
+  rounds. Target: ≤ 0.15 s. And where it goes, from each job's workflow history: the
+  submit, the first workflow task, the step's dispatch, the step beyond bare ffmpeg (of
+  which the output's probe, timed alone), what follows the step, and the client's
+  notice.
 
     .venv/bin/python -m bench.burst [--jobs 100] [--clients 8] [--single 20]
 """
@@ -16,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import subprocess
 import time
@@ -33,7 +37,11 @@ from bench.harness import (
     make_clip,
     running_stack,
     stack_cpu,
+    workflow_events,
 )
+from core.config import Settings
+from core.probe import probe_file
+from core.temporal import workflow_id_for
 
 EXTRA = {"MEDIAFLOW_RATE_LIMIT_REQUESTS": "10000000/minute",
          "MEDIAFLOW_MAX_ACTIVE_JOBS_PER_USER": "100000"}
@@ -65,16 +73,52 @@ def burst_seconds(stack: Stack, specs: list[dict], clients: int) -> float:
     return time.perf_counter() - started
 
 
-def fixed_costs(stack: Stack, video: str, files: dict[str, Path], rounds: int) -> list[float]:
-    costs = []
+SEGMENTS = {
+    "submit": "submit → workflow started",
+    "prepare": "first workflow task (compile the plan, mark processing)",
+    "dispatch": "step dispatch",
+    "step": "the step beyond bare ffmpeg",
+    "after": "after the step (op log, finalize, completion)",
+    "client": "completion → terminal event",
+}
+
+
+def fixed_costs(stack: Stack, video: str, files: dict[str, Path],
+                rounds: int) -> list[dict[str, float]]:
+    """Per single job: ``fixed`` (client wall − bare ffmpeg), where it went by
+    :data:`SEGMENTS` (from the workflow's history: the server's clock is this machine's)
+    and ``probe``, the worker's probe of the bare run's output, run alone."""
+    rows = []
     for n in range(rounds):
         spec = spec_for(video, n)
-        job_seconds, _ = stack.run_job_client(spec)
+        submitted = time.time()
+        job_seconds, view = stack.run_job_client(spec)
+        received = time.time()
         argv = compiled_argv(spec, files, stack.work / f"single-{n}")
         started = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        costs.append(job_seconds - (time.perf_counter() - started))
-    return costs
+        bare = time.perf_counter() - started
+        started = time.perf_counter()
+        asyncio.run(probe_file(Path(argv[-1]), settings=Settings()))
+        probe = time.perf_counter() - started
+        events = workflow_events(stack, workflow_id_for(view["id"]))
+        at = {name: when for name, when, _ in reversed(events)}  # each type's first time
+        step = next(i for i, (_, _, activity) in enumerate(events)
+                    if activity == "run_ffmpeg_step")
+        step_started, step_done = (next(when for name, when, _ in events[step:]
+                                        if name == wanted)
+                                   for wanted in ("ACTIVITY_TASK_STARTED",
+                                                  "ACTIVITY_TASK_COMPLETED"))
+        rows.append({
+            "fixed": job_seconds - bare, "probe": probe,
+            "submit": at["WORKFLOW_EXECUTION_STARTED"] - submitted,
+            "prepare": events[step][1] - at["WORKFLOW_EXECUTION_STARTED"],
+            "dispatch": step_started - events[step][1],
+            "step": step_done - step_started - bare,
+            "after": at["WORKFLOW_EXECUTION_COMPLETED"] - step_done,
+            "client": received - at["WORKFLOW_EXECUTION_COMPLETED"],
+        })
+    return rows
 
 
 def measure(media: Path, jobs: int = 100, clients: int = 8, single: int = 10) -> dict[str, Any]:
@@ -83,14 +127,16 @@ def measure(media: Path, jobs: int = 100, clients: int = 8, single: int = 10) ->
         video = stack.upload(clip)
         files = {video: clip}
         stack.run_job_client(spec_for(video, -1))  # warm-up
-        costs = fixed_costs(stack, video, files, single)
+        singles = fixed_costs(stack, video, files, single)
         specs = [spec_for(video, n) for n in range(jobs)]
         before = stack_cpu(stack)
         burst = burst_seconds(stack, specs, clients)
         cpu = cpu_per_job(before, stack_cpu(stack), jobs)
         bare, bare_cpu = xargs_run(specs, files, stack.work)
     return {"burst_seconds": burst, "xargs_seconds": bare, "burst_ratio": burst / bare,
-            "fixed_cost_median": statistics.median(costs), "cpu": cpu,
+            "fixed_cost_median": statistics.median(r["fixed"] for r in singles),
+            "segments": {key: statistics.median(r[key] for r in singles)
+                         for key in [*SEGMENTS, "probe"]}, "cpu": cpu,
             "xargs_cpu": bare_cpu / jobs}
 
 
@@ -103,6 +149,11 @@ def report(args: argparse.Namespace, media: Path) -> None:
           f"{result['xargs_cpu']:.3f}")
     print(f"fixed cost per job (client wall - bare ffmpeg), median: "
           f"{result['fixed_cost_median']:.3f} s (target <= 0.15)")
+    median = result["segments"]
+    print("where it goes, medians in ms: " + "; ".join(
+        f"{what} {median[key] * 1000:.1f}" for key, what in SEGMENTS.items()))
+    print(f"of the step's part: probing the output (the worker's probe of the bare run's "
+          f"output, run alone) {median['probe'] * 1000:.1f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ a user, uploads, and jobs timed from the client's side (submit → terminal stat
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import os
@@ -77,10 +78,11 @@ def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 25
 
 
 class Stack:
-    def __init__(self, url: str, work: Path, pid: int = 0) -> None:
+    def __init__(self, url: str, work: Path, pid: int = 0, temporal: str = "") -> None:
         self.url = url
         self.work = work
         self.pid = pid  # ``mediaflow dev``, whose children are the stack's processes
+        self.temporal = temporal  # the Temporal frontend's address, where known
         self.http = httpx.Client(base_url=f"{url}/api/v1", timeout=300)
         email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
         password = f"Bench{uuid.uuid4().hex[:10]}1"
@@ -94,7 +96,8 @@ class Stack:
     def clone(self) -> Stack:
         """Another client of the same user (one per thread)."""
         twin = Stack.__new__(Stack)
-        twin.url, twin.work, twin.pid = self.url, self.work, self.pid
+        twin.url, twin.work, twin.pid, twin.temporal = (self.url, self.work, self.pid,
+                                                        self.temporal)
         twin.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=300,
                                  headers=dict(self.http.headers))
         return twin
@@ -152,6 +155,23 @@ class Stack:
         raise RuntimeError(f"job {job_id}: the event stream ended without a terminal event")
 
 
+def workflow_events(stack: Stack, workflow_id: str) -> list[tuple[str, float, str]]:
+    """A workflow's history as (event type, the server's time in epoch seconds, the
+    activity type of a scheduled activity, else "")."""
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.client import Client
+
+    async def fetch() -> list[tuple[str, float, str]]:
+        client = await Client.connect(stack.temporal)
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        return [(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"),
+                 event.event_time.ToDatetime(dt.UTC).timestamp(),
+                 event.activity_task_scheduled_event_attributes.activity_type.name)
+                for event in history.events]
+
+    return asyncio.run(fetch())
+
+
 def stack_cpu(stack: Stack) -> dict[str, float]:
     """CPU seconds so far of the stack's processes by role: ffmpeg + ffprobe (the
     worker's finished children), the worker, the Temporal dev server, the API, and this
@@ -203,7 +223,7 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
             time.sleep(0.5)
         else:
             raise RuntimeError("mediaflow dev did not become healthy")
-        yield Stack(url, work, proc.pid)
+        yield Stack(url, work, proc.pid, f"127.0.0.1:{temporal}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
