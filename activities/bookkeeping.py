@@ -89,19 +89,7 @@ class BookkeepingActivities:
     @activity.defn(name="record_operation")
     @data_errors_are_final
     async def record_operation(self, record: OperationRecord) -> None:
-        # deterministic id: a retried activity writes the same row once
-        row_id = uuid.uuid5(uuid.NAMESPACE_URL,
-                            f"{record.job_id}/{record.step}/{record.attempt}/{record.success}")
-        if await OperationLog.exists().where(OperationLog.id == row_id):
-            return
-        started = dt.datetime.fromisoformat(record.started_at) if record.started_at else now()
-        await OperationLog(
-            id=row_id, job=uuid.UUID(record.job_id), step=record.step, step_id=record.step_id,
-            operation_type=record.operation_type[:32], pool=record.pool, attempt=record.attempt,
-            started_at=started, duration=record.duration, success=record.success,
-            error_details=record.error_details, speed=record.speed, argv=record.argv,
-            decoder=record.decoder,
-        ).save()
+        await save_operation(record)
 
     @activity.defn(name="finalize_job")
     @data_errors_are_final
@@ -155,6 +143,24 @@ class BookkeepingActivities:
     async def discard_outputs(self, request: DiscardInput) -> None:
         for key in [*request.keys, *request.intermediate_keys]:
             await self.storage.delete_tree(key)  # a package's members with it
+
+
+async def save_operation(record: OperationRecord) -> None:
+    """One row of a job's operation log. Its id is derived from the job, step, attempt and
+    outcome, so whoever writes it twice — a retried activity, or a step that logged its own
+    success and a workflow that logs it as well — writes it once."""
+    row_id = uuid.uuid5(uuid.NAMESPACE_URL,
+                        f"{record.job_id}/{record.step}/{record.attempt}/{record.success}")
+    if await OperationLog.exists().where(OperationLog.id == row_id):
+        return
+    started = dt.datetime.fromisoformat(record.started_at) if record.started_at else now()
+    await OperationLog(
+        id=row_id, job=uuid.UUID(record.job_id), step=record.step, step_id=record.step_id,
+        operation_type=record.operation_type[:32], pool=record.pool, attempt=record.attempt,
+        started_at=started, duration=record.duration, success=record.success,
+        error_details=record.error_details, speed=record.speed, argv=record.argv,
+        decoder=record.decoder,
+    ).save()
 
 
 def _output_name(spec: dict, step_id: str, key: str, count: int, *,

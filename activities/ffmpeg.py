@@ -19,6 +19,7 @@ import asyncio
 import collections
 import contextlib
 import ctypes
+import datetime as dt
 import functools
 import hashlib
 import os
@@ -37,6 +38,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
+from activities.bookkeeping import save_operation
 from activities.prepare import live_inputs
 from core.config import Settings
 from core.enums import Pool
@@ -54,7 +56,7 @@ from core.packages import (
 from core.plan.model import PlanStep, gpu_argv_variant
 from core.probe import MediaRejected, probe_file
 from core.storage import Storage
-from workflows.types import StepInput, StepProgress, StepResult
+from workflows.types import OperationRecord, StepInput, StepProgress, StepResult
 
 HEARTBEAT_EVERY = 1.0
 STDERR_LINES = 30
@@ -299,6 +301,30 @@ class FFmpegActivities:
 
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
+        began = dt.datetime.now(dt.UTC)
+        return await self._logged(request, await self._attempt(request), began)
+
+    async def _logged(self, request: StepInput, result: StepResult,
+                      began: dt.datetime) -> StepResult:
+        """The result, once this step's success row is in the operation log: written here,
+        it spares the workflow a round trip (``StepResult.logged``). A database that fails
+        now is no reason to run ffmpeg again: the workflow writes the row instead."""
+        step = request.step
+        record = OperationRecord(
+            job_id=request.job_id, step=step.index, step_id=step.step_id,
+            operation_type=step.op, pool=result.pool, success=True, attempt=result.attempt,
+            duration=result.wall_seconds, speed=result.speed,
+            argv=list(result.argv or step.argv), started_at=began.isoformat(),
+            decoder=result.decoder)
+        try:
+            await save_operation(record)
+        except Exception:  # noqa: BLE001 - the workflow's own write retries for 30 minutes
+            activity.logger.warning("step %s: no operation log row written; the workflow "
+                                    "writes it", step.index, exc_info=True)
+            return result
+        return replace(result, logged=True)
+
+    async def _attempt(self, request: StepInput) -> StepResult:
         info = activity.info()
         step = request.step
         job_scratch = self.settings.scratch_root / request.job_id

@@ -95,6 +95,10 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 FINISH_WHEN_LAST_STEP_DONE = "finish-when-last-step-done"
 """Patch id: a pause stops at the boundary *between* steps; once the last step is done
 the job completes (histories recorded before it paused there as well)."""
+STEP_LOGS_ITS_SUCCESS = "step-logs-its-own-success"
+"""Patch id: a step that wrote its own success row in the operation log
+(``StepResult.logged``) is not logged again here: one local activity less per step.
+Histories recorded before, and steps that could not write the row, log it from here."""
 GPU_PICKUP_TIMEOUT = timedelta(seconds=60)
 WAIT_FOR_IMPORTS = "wait-for-imports"
 """Patch id: a job whose inputs were still being imported when it was submitted
@@ -278,7 +282,8 @@ class MediaJobWorkflow:
         record.success, record.pool, record.attempt = True, result.pool, result.attempt
         record.duration, record.speed = result.wall_seconds, result.speed
         record.argv, record.decoder = result.argv or record.argv, result.decoder
-        await self._log(record)
+        if not (result.logged and workflow.patched(STEP_LOGS_ITS_SUCCESS)):
+            await self._log(record)
         self._done += 1
         self._done_weight += step.weight
         self._step_percent = 0.0

@@ -62,6 +62,9 @@ class StepResult:
     content_type: str = "application/octet-stream"
     probe: dict = field(default_factory=dict)
     decoder: str = "cpu"  # "cuda" when NVDEC decoded the video
+    logged: bool = False
+    """The step wrote its own success row in the operation log (the workflow then leaves it
+    out: ``STEP_LOGS_ITS_SUCCESS``); False from steps that could not, or predate it."""
 
 
 @dataclass

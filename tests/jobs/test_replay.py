@@ -29,6 +29,10 @@ REQUIRED |= {f"{name}_v2" for name in REQUIRED - {"paused_after_last_step"}}
 recorded before it, and both generations must replay."""
 REQUIRED |= {"import_file_v2",  # URL imports
              "waited_for_import_v2"}  # a job that waited for one (``WAIT_FOR_IMPORTS``)
+REQUIRED |= {f"{name}_v3" for name in (
+    "join", "text_overlay", "audio_overlay", "combined_fused", "combined_stepwise",
+    "cancelled", "cancelled_after_step", "paused", "failed", "webhook")}
+"""v3: a step writes its own success row in the operation log (``STEP_LOGS_ITS_SUCCESS``)."""
 WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
              DeleteUserWorkflow, ImportFileWorkflow]
 

@@ -47,6 +47,17 @@ from workflows.types import (
 STEP_IDS = ("one", "two")
 
 
+async def test_a_step_that_logged_its_own_success_is_not_logged_again(
+    env: WorkflowEnvironment,
+) -> None:
+    """A step that wrote its success row itself (``StepResult.logged``) spares the workflow
+    the write; one that could not is logged by the workflow as before."""
+    fakes = Fakes(logs_itself=frozenset({"two"}))
+    result = await run_job(env, fakes)
+    assert result == {"status": "completed", "output_files": ["file-two"]}
+    assert [(o.step_id, o.success) for o in fakes.operations] == [("one", True)]
+
+
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     server = Path(sys.executable).parent / "temporal-test-server"
@@ -76,6 +87,7 @@ class Fakes:
     gpu_available: bool = False
     steps: tuple[str, ...] = STEP_IDS
     step: Callable[[StepInput, str], Any] | None = None
+    logs_itself: frozenset[str] = frozenset()  # steps that write their own success row
     finalize_gate: asyncio.Event | None = None
     statuses: list[StatusUpdate] = field(default_factory=list)
     operations: list[OperationRecord] = field(default_factory=list)
@@ -130,7 +142,8 @@ class Fakes:
                     await outcome
             return StepResult(index=request.step.index, step_id=request.step.step_id,
                               storage_key=f"jobs/x/{request.step.step_id}", size=1, sha256="0",
-                              metadata={}, attempt=attempt, pool=request.pool)
+                              metadata={}, attempt=attempt, pool=request.pool,
+                              logged=request.step.step_id in self.logs_itself)
 
         return run_ffmpeg_step
 
