@@ -201,10 +201,7 @@ class LiveViews:
             self._views.pop(job_id, None)
 
 
-LIVE_VIEW_SECONDS = 1.0
-"""How long one view of a running job serves its watchers. The workflow's progress changes
-at most once a second (a step signals its progress at most that often), so asking more
-often would only cost queries; an ending reaches event streams at once all the same."""
+LIVE_VIEW_SECONDS = 0.5
 SWEEP_SECONDS = 10.0
 """How often stale views of jobs nobody asks about any more are dropped."""
 

@@ -14,7 +14,6 @@ import psutil
 import pytest
 from prometheus_client import REGISTRY
 
-from api.job_control import LIVE_VIEW_SECONDS
 from core.config import Settings
 from core.tables import MediaFile
 from tests.conftest import temporal_binary
@@ -135,10 +134,10 @@ async def watched_by_many(client: httpx.AsyncClient, headers: dict, app, jobs: l
     fetches = views.fetches - before
     assert REGISTRY.get_sample_value("mediaflow_job_views_total") - counted_before == fetches
     # the views were kept fresh all along (a fetch for the pair at least every second,
-    # one for each job when none is late), and at most one per job per LIVE_VIEW_SECONDS
-    # (plus the start), whatever the audience: 60 watchers polling twice a second would
-    # otherwise be 120 fetches a second
-    assert elapsed - 1 <= fetches <= 2 * (elapsed / LIVE_VIEW_SECONDS + 2), (fetches, elapsed)
+    # though they are due every half second: a busy machine delays some), and at most one
+    # per job per half second (plus the start), whatever the audience: 60 watchers
+    # polling twice a second would otherwise be 120 fetches a second
+    assert elapsed - 1 <= fetches <= 2 * (elapsed / 0.5 + 2), (fetches, elapsed)
 
 
 async def test_cancel_kills_ffmpeg_and_publishes_nothing(
