@@ -47,17 +47,6 @@ from workflows.types import (
 STEP_IDS = ("one", "two")
 
 
-async def test_a_step_that_logged_its_own_success_is_not_logged_again(
-    env: WorkflowEnvironment,
-) -> None:
-    """A step that wrote its success row itself (``StepResult.logged``) spares the workflow
-    the write; one that could not is logged by the workflow as before."""
-    fakes = Fakes(logs_itself=frozenset({"two"}))
-    result = await run_job(env, fakes)
-    assert result == {"status": "completed", "output_files": ["file-two"]}
-    assert [(o.step_id, o.success) for o in fakes.operations] == [("one", True)]
-
-
 @pytest.fixture(scope="module")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     server = Path(sys.executable).parent / "temporal-test-server"
@@ -208,6 +197,17 @@ async def test_a_job_runs_its_steps_in_order_and_publishes_the_kept_output(
     assert [(o.step_id, o.success, o.pool) for o in fakes.operations] == [
         ("one", True, "cpu"), ("two", True, "cpu")]
     assert fakes.webhooks == ["job.completed"] and fakes.discarded == []
+
+
+async def test_a_step_that_logged_its_own_success_is_not_logged_again(
+    env: WorkflowEnvironment,
+) -> None:
+    """A step that wrote its success row itself (``StepResult.logged``) spares the workflow
+    the write; one that could not is logged by the workflow as before."""
+    fakes = Fakes(logs_itself=frozenset({"two"}))
+    result = await run_job(env, fakes)
+    assert result == {"status": "completed", "output_files": ["file-two"]}
+    assert [(o.step_id, o.success) for o in fakes.operations] == [("one", True)]
 
 
 @pytest.fixture
