@@ -102,26 +102,28 @@ def fixed_costs(stack: Stack, video: str, files: dict[str, Path],
         asyncio.run(probe_file(Path(argv[-1]), settings=Settings()))
         probe = time.perf_counter() - started
         events = workflow_events(stack, workflow_id_for(view["id"]))
-        at = {name: when for name, when, _ in reversed(events)}  # each type's first time
         step = next(i for i, (_, _, activity) in enumerate(events)
                     if activity == "run_ffmpeg_step")
-        step_started, step_done = (next(when for name, when, _ in events[step:]
-                                        if name == wanted)
-                                   for wanted in ("ACTIVITY_TASK_STARTED",
-                                                  "ACTIVITY_TASK_COMPLETED"))
+        started_at = first_time(events, "WORKFLOW_EXECUTION_STARTED")
+        scheduled = events[step][1]
+        step_started = first_time(events[step:], "ACTIVITY_TASK_STARTED")
+        step_done = first_time(events[step:], "ACTIVITY_TASK_COMPLETED")
+        completed = first_time(events, "WORKFLOW_EXECUTION_COMPLETED")
         rows.append({
             "fixed": job_seconds - bare, "probe": probe,
-            "submit": at["WORKFLOW_EXECUTION_STARTED"] - submitted,
-            "prepare": events[step][1] - at["WORKFLOW_EXECUTION_STARTED"],
-            "dispatch": step_started - events[step][1],
-            "step": step_done - step_started - bare,
-            "after": at["WORKFLOW_EXECUTION_COMPLETED"] - step_done,
-            "client": received - at["WORKFLOW_EXECUTION_COMPLETED"],
+            "submit": started_at - submitted, "prepare": scheduled - started_at,
+            "dispatch": step_started - scheduled, "step": step_done - step_started - bare,
+            "after": completed - step_done, "client": received - completed,
         })
     return rows
 
 
-def measure(media: Path, jobs: int = 100, clients: int = 8, single: int = 10) -> dict[str, Any]:
+def first_time(events: list[tuple[str, float, str]], name: str) -> float:
+    """When the first event of type ``name`` among ``events`` happened."""
+    return next(when for event, when, _ in events if event == name)
+
+
+def measure(media: Path, jobs: int = 100, clients: int = 8, single: int = 20) -> dict[str, Any]:
     clip = make_clip(media / "clip.mp4", 2, size="320x240")
     with running_stack(extra_env=EXTRA) as stack:
         video = stack.upload(clip)
