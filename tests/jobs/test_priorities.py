@@ -37,6 +37,19 @@ async def one_slot_worker(app: object, settings: Settings, temporal_env) -> Asyn
         yield
 
 
+async def step_queued(temporal: Client, workflow_id: str) -> None:
+    """Wait until the job's ffmpeg step is scheduled on its task queue (a few milliseconds
+    after, Temporal's matching service holds it)."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    for _ in range(500):
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                await asyncio.sleep(0.05)
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{workflow_id}: no step scheduled within 10 s")
+
+
 async def step_times(temporal: Client, workflow_id: str) -> tuple[dt.datetime, dt.datetime]:
     """When the job's (only) ffmpeg step was queued and when it really started on a
     worker, from its history."""
@@ -69,8 +82,11 @@ async def test_a_priority_1_job_starts_before_five_queued_priority_5_jobs(
         "output": {"preset": "medium"}})
     await wait_running(client, headers, busy["id"], min_percent=0.5)  # the one slot is taken
 
-    low = [await submit(client, headers, cheap(short_clip, 5)) for _ in range(5)]
-    await asyncio.sleep(1.0)  # every low step is scheduled and waiting on mediaflow-cpu
+    low = []
+    for _ in range(5):  # each step queued before the next job starts: a defined queue order
+        low.append(await submit(client, headers, cheap(short_clip, 5)))
+        await step_queued(temporal_env.client, low[-1]["workflow_id"])
+    await asyncio.sleep(1.0)  # every low step is waiting on mediaflow-cpu
     high = await submit(client, headers, cheap(short_clip, 1))
     assert (await client.get(f"/api/v1/jobs/{busy['id']}", headers=headers)).json()[
         "status"] == "processing", "the busy step ended before the queue was built"
@@ -83,8 +99,7 @@ async def test_a_priority_1_job_starts_before_five_queued_priority_5_jobs(
     low_times = [await step_times(temporal, job["workflow_id"]) for job in low]
     assert high_queued > max(queued for queued, _ in low_times), "queued last"
     assert high_started < min(started for _, started in low_times), (high_started, low_times)
-    # equal priorities start in the order their steps were queued (the jobs' own
-    # bookkeeping may queue them in another order than they were submitted)
+    # equal priorities start in the order their steps were queued
     assert sorted(low_times) == sorted(low_times, key=lambda times: times[1]), low_times
 
     shown = (await client.get(f"/api/v1/jobs/{high['id']}", headers=headers)).json()
