@@ -7,6 +7,7 @@ Temporal may run any of them more than once.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import sqlite3
@@ -82,6 +83,9 @@ class BookkeepingActivities:
         else:  # counted once: a retried activity finds the ending already recorded
             ending = await Job.select(Job.type, Job.status, Job.created_at).where(
                 Job.id == uuid.UUID(update.job_id)).first()
+            # published outputs are the point of no return: a cancel that raced the
+            # publishing (and reached the workflow with its result) never unpublishes them
+            query = query.where(Job.status != JobStatus.completed)
         await query
         if ending is not None and ending["status"] not in TERMINAL_STATUSES:
             metrics.job_finished(ending["type"], update.status, ending["created_at"])
@@ -94,55 +98,91 @@ class BookkeepingActivities:
     @activity.defn(name="finalize_job")
     @data_errors_are_final
     async def finalize_job(self, request: FinalizeInput) -> list[str]:
-        """Publish kept outputs as the user's files, drop intermediates, complete the job."""
-        job = await Job.objects().output(load_json=True).get(Job.id == uuid.UUID(request.job_id))
-        if job is None:
-            raise ApplicationError("job row is missing", type="InvalidParams", non_retryable=True)
-        spec: dict = job.spec  # type: ignore[assignment]  # decoded by load_json
-        output_ids = []
-        for result in request.kept:
-            file_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.job_id}/{result.storage_key}")
-            output_ids.append(str(file_id))
-            if await MediaFile.exists().where(MediaFile.id == file_id):
-                continue
-            name = _output_name(spec, result.step_id, result.storage_key, len(request.kept),
-                                package=result.kind == PACKAGE_KIND)
-            metadata = await self._package_metadata(result) \
-                if result.kind == PACKAGE_KIND else result.metadata
-            await MediaFile(
-                id=file_id, user=uuid.UUID(request.user_id), filename=name,
-                original_filename=name, size=result.size, content_type=result.content_type,
-                kind=result.kind, storage_key=result.storage_key, probe=result.probe,
-                checksum_sha256=result.sha256, metadata=metadata,
-                source=FileSource.job_output,
-                job=job.id,
-            ).save()
-        for key in request.intermediate_keys:
-            await self.storage.delete_tree(key)
-        first_time = job.status not in TERMINAL_STATUSES
-        await Job.update({
-            Job.status: JobStatus.completed, Job.output_files: output_ids,
-            Job.progress: request.progress, Job.retry_count: request.retry_count,
-            Job.completed_at: now(), Job.updated_at: now(),
-            Job.result: {"output_files": output_ids},
-        }).where(Job.id == job.id)
-        if first_time:
-            metrics.job_finished(job.type, JobStatus.completed, job.created_at)
-        return output_ids
-
-    async def _package_metadata(self, result: StepResult) -> dict:
-        """The File metadata of a package: the step's facts and the member list, which the
-        step stored beside the members (so that it never passes through the history)."""
-        data = b"".join([chunk async for chunk in
-                         self.storage.open_stream(index_key(result.storage_key))])
-        metadata = {key: value for key, value in result.metadata.items()
-                    if key != "member_count"}
-        return {**metadata, "members": load_index(data)}
+        return await finish_despite_cancel(publish_outputs(self.storage, request))
 
     @activity.defn(name="discard_outputs")
     async def discard_outputs(self, request: DiscardInput) -> None:
-        for key in [*request.keys, *request.intermediate_keys]:
-            await self.storage.delete_tree(key)  # a package's members with it
+        keys = [*request.keys, *request.intermediate_keys]
+        # never the bytes of a published file (an ending that raced the publishing)
+        published = {row["storage_key"] for row in await MediaFile.select(
+            MediaFile.storage_key).where(MediaFile.storage_key.is_in(keys))} if keys else set()
+        for key in keys:
+            if key not in published:
+                await self.storage.delete_tree(key)  # a package's members with it
+
+
+async def publish_outputs(storage: Storage, request: FinalizeInput) -> list[str]:
+    """Publish kept outputs as the user's files, drop intermediates, complete the job: the
+    point of no return, so callers run it to its end even when a cancel of the job reaches
+    them (``finish_despite_cancel``), and the cancel then loses. Idempotent: a second run
+    finds the files and adds none. Run by ``finalize_job``, or by a job's last step
+    (``StepInput.finalize``)."""
+    job = await Job.objects().output(load_json=True).get(Job.id == uuid.UUID(request.job_id))
+    if job is None:
+        raise ApplicationError("job row is missing", type="InvalidParams", non_retryable=True)
+    spec: dict = job.spec  # type: ignore[assignment]  # decoded by load_json
+    output_ids = []
+    for result in request.kept:
+        file_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{request.job_id}/{result.storage_key}")
+        output_ids.append(str(file_id))
+        if await MediaFile.exists().where(MediaFile.id == file_id):
+            continue
+        name = _output_name(spec, result.step_id, result.storage_key, len(request.kept),
+                            package=result.kind == PACKAGE_KIND)
+        metadata = await _package_metadata(storage, result) \
+            if result.kind == PACKAGE_KIND else result.metadata
+        await MediaFile(
+            id=file_id, user=uuid.UUID(request.user_id), filename=name,
+            original_filename=name, size=result.size, content_type=result.content_type,
+            kind=result.kind, storage_key=result.storage_key, probe=result.probe,
+            checksum_sha256=result.sha256, metadata=metadata,
+            source=FileSource.job_output,
+            job=job.id,
+        ).save()
+    for key in request.intermediate_keys:
+        await storage.delete_tree(key)
+    first_time = job.status not in TERMINAL_STATUSES
+    await Job.update({
+        Job.status: JobStatus.completed, Job.output_files: output_ids,
+        Job.progress: request.progress, Job.retry_count: request.retry_count,
+        Job.completed_at: now(), Job.updated_at: now(),
+        Job.result: {"output_files": output_ids},
+    }).where(Job.id == job.id)
+    if first_time:
+        metrics.job_finished(job.type, JobStatus.completed, job.created_at)
+    return output_ids
+
+
+async def _package_metadata(storage: Storage, result: StepResult) -> dict:
+    """The File metadata of a package: the step's facts and the member list, which the step
+    stored beside the members (so that it never passes through the history)."""
+    data = b"".join([chunk async for chunk in storage.open_stream(index_key(result.storage_key))])
+    metadata = {key: value for key, value in result.metadata.items() if key != "member_count"}
+    return {**metadata, "members": load_index(data)}
+
+
+async def already_published(job_id: str) -> list[str] | None:
+    """The job's output File ids if its outputs are published (the job is completed)."""
+    row = await Job.select(Job.status, Job.output_files).where(
+        Job.id == uuid.UUID(job_id)).output(load_json=True).first()
+    if row is None or row["status"] != JobStatus.completed:
+        return None
+    return list(row["output_files"] or [])
+
+
+async def finish_despite_cancel(work: Awaitable[R]) -> R:
+    """Await ``work`` to its end even if the awaiting task is cancelled meanwhile (the
+    cancel is absorbed); its own failure still propagates."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # the work goes on, and so does the wait for it
 
 
 async def save_operation(record: OperationRecord) -> None:

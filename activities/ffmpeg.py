@@ -38,7 +38,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import metrics
-from activities.bookkeeping import save_operation
+from activities.bookkeeping import (
+    already_published,
+    finish_despite_cancel,
+    publish_outputs,
+    save_operation,
+)
 from activities.prepare import live_inputs
 from core.config import Settings
 from core.enums import Pool
@@ -302,7 +307,22 @@ class FFmpegActivities:
     @activity.defn(name="run_ffmpeg_step")
     async def run_ffmpeg_step(self, request: StepInput) -> StepResult:
         began = dt.datetime.now(dt.UTC)
-        return await self._logged(request, await self._attempt(request), began)
+        if request.finalize is not None and activity.info().attempt > 1:
+            published = await already_published(request.job_id)
+            if published is not None:  # an earlier attempt published, then went unheard
+                return self._published_before(request, published)
+        result = await self._logged(request, await self._attempt(request), began)
+        return await self._published(request, result)
+
+    def _published_before(self, request: StepInput, published: list[str]) -> StepResult:
+        """The result of a last step whose earlier attempt published the job's outputs (and
+        logged its success) but was not heard of: running ffmpeg again would overwrite
+        bytes that are already the user's files."""
+        step = request.step
+        return StepResult(index=step.index, step_id=step.step_id,
+                          storage_key=output_key(request.job_id, step), size=0, sha256="",
+                          metadata={}, attempt=activity.info().attempt, pool=self.pool,
+                          logged=True, published=published)
 
     async def _logged(self, request: StepInput, result: StepResult,
                       began: dt.datetime) -> StepResult:
@@ -323,6 +343,30 @@ class FFmpegActivities:
                                     "writes it", step.index, exc_info=True)
             return result
         return replace(result, logged=True)
+
+    async def _published(self, request: StepInput, result: StepResult) -> StepResult:
+        """For a job's last step (``StepInput.finalize``): the result once the job's outputs
+        are the user's files and the job is completed, which spares the workflow a
+        ``finalize_job`` round trip (``StepResult.published``). Publishing runs to its end
+        even if the job's cancel reaches it meanwhile. A database that fails now is no reason
+        to run ffmpeg again: the workflow's ``finalize_job`` publishes instead."""
+        final = request.finalize
+        if final is None:
+            return result
+        step = request.step
+        final = replace(
+            final, kept=[*final.kept, result] if step.keep_output else final.kept,
+            intermediate_keys=final.intermediate_keys if step.keep_output
+            else [*final.intermediate_keys, result.storage_key],
+            retry_count=final.retry_count + result.attempt - 1,
+            progress={**final.progress, "speed": result.speed})
+        try:
+            published = await finish_despite_cancel(publish_outputs(self.storage, final))
+        except Exception:  # noqa: BLE001 - finalize_job retries for 30 minutes
+            activity.logger.warning("step %s: the job's outputs not published; the workflow "
+                                    "publishes them", step.index, exc_info=True)
+            return result
+        return replace(result, published=published)
 
     async def _attempt(self, request: StepInput) -> StepResult:
         info = activity.info()

@@ -43,6 +43,10 @@ class StepInput:
     # storage keys of earlier steps' outputs, by step id
     earlier_outputs: dict[str, str] = field(default_factory=dict)
     priority: int = 3  # the job's: the task-queue priority key this step was scheduled with
+    finalize: FinalizeInput | None = None
+    """Set for a job's last step (patch ``last-step-publishes``): what ``finalize_job`` would
+    be given, but for this step's own result. The step then publishes the job's outputs and
+    completes it itself (``StepResult.published``)."""
 
 
 @dataclass
@@ -65,6 +69,10 @@ class StepResult:
     logged: bool = False
     """The step wrote its own success row in the operation log (the workflow then leaves it
     out: ``STEP_LOGS_ITS_SUCCESS``); False from steps that could not, or predate it."""
+    published: list[str] | None = None
+    """The job's output File ids, when this last step published them and completed the job
+    (``StepInput.finalize``); None when it was not asked to, or could not (the workflow's
+    ``finalize_job`` then does)."""
 
 
 @dataclass

@@ -33,6 +33,11 @@ REQUIRED |= {f"{name}_v3" for name in (
     "join", "text_overlay", "audio_overlay", "combined_fused", "combined_stepwise",
     "cancelled", "cancelled_after_step", "paused", "failed", "webhook")}
 """v3: a step writes its own success row in the operation log (``STEP_LOGS_ITS_SUCCESS``)."""
+REQUIRED |= {f"{name}_v4" for name in (
+    "join", "text_overlay", "audio_overlay", "combined_fused", "combined_stepwise",
+    "cancelled", "cancelled_after_step", "paused", "failed", "webhook", "waited_for_import")}
+"""v4: the last step publishes the outputs (``LAST_STEP_PUBLISHES``), and one patch asked at
+the start stands for every earlier one (``EVERY_PATCH_ABOVE``)."""
 WORKFLOWS = [MediaJobWorkflow, PurgeDeletedFilesWorkflow, ReconcileJobsWorkflow,
              DeleteUserWorkflow, ImportFileWorkflow]
 

@@ -46,7 +46,7 @@ async def download(client: httpx.AsyncClient, headers: dict[str, str], file_id: 
 
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
-GENERATION = "v3"
+GENERATION = "v4"
 """Histories are frozen once recorded: a new recording is saved as ``<name>_<generation>``
 and never over an existing file, so the histories of every earlier workflow version keep
 proving that today's code replays them. Bump this when the workflow's commands change

@@ -77,6 +77,8 @@ class Fakes:
     steps: tuple[str, ...] = STEP_IDS
     step: Callable[[StepInput, str], Any] | None = None
     logs_itself: frozenset[str] = frozenset()  # steps that write their own success row
+    publishes: bool = False  # the last step publishes the outputs when asked to
+    finalize_asks: list[tuple[str, FinalizeInput | None]] = field(default_factory=list)
     finalize_gate: asyncio.Event | None = None
     statuses: list[StatusUpdate] = field(default_factory=list)
     operations: list[OperationRecord] = field(default_factory=list)
@@ -125,14 +127,21 @@ class Fakes:
         async def run_ffmpeg_step(request: StepInput) -> StepResult:
             attempt = activity.info().attempt
             self.step_calls.append((request.step.step_id, queue, attempt))
+            self.finalize_asks.append((request.step.step_id, request.finalize))
             if self.step is not None:
                 outcome = self.step(request, queue)
                 if asyncio.iscoroutine(outcome):
                     await outcome
+            published = None
+            if request.finalize is not None and self.publishes:
+                published = [f"published-{r.step_id}" for r in request.finalize.kept]
+                if request.step.keep_output:
+                    published.append(f"published-{request.step.step_id}")
             return StepResult(index=request.step.index, step_id=request.step.step_id,
                               storage_key=f"jobs/x/{request.step.step_id}", size=1, sha256="0",
                               metadata={}, attempt=attempt, pool=request.pool,
-                              logged=request.step.step_id in self.logs_itself)
+                              logged=request.step.step_id in self.logs_itself,
+                              published=published)
 
         return run_ffmpeg_step
 
@@ -208,6 +217,34 @@ async def test_a_step_that_logged_its_own_success_is_not_logged_again(
     result = await run_job(env, fakes)
     assert result == {"status": "completed", "output_files": ["file-two"]}
     assert [(o.step_id, o.success) for o in fakes.operations] == [("one", True)]
+
+
+async def test_the_last_step_publishes_the_outputs_and_the_job_completes_at_once(
+    env: WorkflowEnvironment,
+) -> None:
+    """Only the last step is asked to publish, with what ``finalize_job`` would be given
+    but its own result; once it has, no ``finalize_job`` runs."""
+    fakes = Fakes(publishes=True, logs_itself=frozenset(STEP_IDS))
+    result = await run_job(env, fakes, has_webhook=True)
+    assert result == {"status": "completed", "output_files": ["published-two"]}
+    [(first, none), (last, asked)] = fakes.finalize_asks
+    assert (first, none, last) == ("one", None, "two") and asked is not None
+    assert asked.kept == [] and asked.intermediate_keys == ["jobs/x/one"]
+    assert asked.progress["status"] == "completed" and asked.progress["percent"] == 100.0
+    assert asked.progress["steps_done"] == asked.progress["steps_total"] == 2
+    assert fakes.finalized == [] and fakes.operations == [] and fakes.discarded == []
+    assert fakes.webhooks == ["job.completed"]
+
+
+async def test_a_last_step_that_could_not_publish_leaves_it_to_finalize(
+    env: WorkflowEnvironment,
+) -> None:
+    fakes = Fakes(publishes=False)
+    result = await run_job(env, fakes)
+    assert result == {"status": "completed", "output_files": ["file-two"]}
+    assert fakes.finalize_asks[-1][1] is not None  # asked, and did not
+    [finalize] = fakes.finalized
+    assert [r.step_id for r in finalize.kept] == ["two"]
 
 
 @pytest.fixture
