@@ -77,8 +77,8 @@ SEGMENTS = {
     "submit": "submit → workflow started",
     "prepare": "first workflow task (compile the plan, mark processing)",
     "dispatch": "step dispatch",
-    "step": "the step beyond bare ffmpeg",
-    "after": "after the step (op log, finalize, completion)",
+    "step": "the step beyond bare ffmpeg (probe, store, op log, publish)",
+    "after": "after the step (completion)",
     "client": "completion → terminal event",
 }
 
