@@ -128,3 +128,70 @@ async def test_admin_reroute_sends_remaining_steps_to_cpu(
     assert done["status"] == "completed", done
     logs = (await gpu_client.get(f"/api/v1/jobs/{job['id']}/logs", headers=user)).json()
     assert [entry["pool"] for entry in logs if entry["step"] >= 0][-1] == "cpu"
+
+
+async def test_the_new_job_types_decode_on_the_gpu_pool_or_stay_on_the_cpu(
+    gpu_client: httpx.AsyncClient, gpu_settings: Settings, media_dir: Path, tmp_path: Path
+) -> None:
+    """A package, thumbnails and a frame-exact trim decode video: asked for the GPU, they
+    run on its pool, whose ffmpeg falls back to CPU decoding here, and their outputs are
+    whole. A keyframe trim and a copy transcode decode nothing: ``auto`` keeps them on
+    the CPU pool even while a GPU worker polls."""
+    headers = await new_user_headers(gpu_client)
+    video = await upload(gpu_client, headers, media_dir / "a.mp4")
+    decoding = {
+        "package": {"type": "package", "output": {"preset": "ultrafast"}, "params": {
+            "input": video, "segment_seconds": 2, "renditions": [{"height": 240},
+                                                                  {"height": 120}]}},
+        "thumbnails": {"type": "thumbnails", "params": {
+            "input": video, "at": [0.5, 1.5], "width": 64, "format": "jpg"}},
+        "trim": {"type": "trim", "output": {"preset": "ultrafast"}, "params": {
+            "input": video, "start": 0.2, "end": 1.4, "accurate": True}},
+    }
+    copying = {
+        "trim": {"type": "trim", "params": {"input": video, "start": 0.0, "end": 1.0,
+                                            "accurate": False}},
+        "transcode": {"type": "transcode", "params": {"input": video},
+                      "output": {"container": "mkv"}},
+    }
+    async with await start_workers(gpu_settings, ["cpu", "gpu"]):
+        jobs = {name: await submit(gpu_client, headers, {**spec, "accelerator": "gpu"})
+                for name, spec in decoding.items()}
+        jobs |= {f"copy {name}": await submit(gpu_client, headers, spec)
+                 for name, spec in copying.items()}
+        done = {name: await wait_for(gpu_client, headers, job["id"], timeout=120)
+                for name, job in jobs.items()}
+    for name, job in done.items():
+        assert job["status"] == "completed", (name, job)
+        [log] = (await gpu_client.get(f"/api/v1/jobs/{job['id']}/logs",
+                                      headers=headers)).json()
+        if name in decoding:
+            assert (log["pool"], log["decoder"]) == ("gpu", "cpu"), name  # fell back
+            assert "-hwaccel" not in log["argv"], name
+        else:
+            assert log["pool"] == "cpu", name
+
+    trimmed = await download(gpu_client, headers, done["trim"]["output_files"][0],
+                             tmp_path / "trim.mp4")
+    assert duration(ffprobe(trimmed)) == pytest.approx(1.2, abs=0.1)
+    members = {}
+    for name in ("package", "thumbnails"):
+        [file_id] = done[name]["output_files"]
+        row = (await gpu_client.get(f"/api/v1/files/{file_id}", headers=headers)).json()
+        members[name] = tmp_path / name
+        members[name].mkdir()
+        for member in row["metadata"]["members"]:
+            body = await gpu_client.get(f"/api/v1/files/{file_id}/members/{member['path']}",
+                                        headers=headers)
+            assert body.status_code == 200 and len(body.content) == member["size"]
+            (members[name] / member["path"]).write_bytes(body.content)
+    for variant, height in (("v0.m3u8", 240), ("v1.m3u8", 120)):
+        probe = ffprobe(members["package"] / variant)  # every segment decodes
+        [stream] = probe["streams"]
+        assert stream["height"] == height
+        assert float(probe["format"]["duration"]) == pytest.approx(2.0, abs=0.1)
+    thumbs = sorted(members["thumbnails"].glob("*.jpg"))
+    assert len(thumbs) == 2
+    for thumb in thumbs:
+        stream = ffprobe(thumb)["streams"][0]
+        assert (stream["codec_name"], stream["width"]) == ("mjpeg", 64)
