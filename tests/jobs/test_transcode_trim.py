@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 import api.routes.jobs
 from core.ffmpeg import available_encoders
@@ -41,6 +42,12 @@ async def logs(client: httpx.AsyncClient, headers: dict, job_id: str) -> list[di
     return [row for row in rows if row["step"] >= 0]
 
 
+def steps_measured(op: str) -> float:
+    """Steps of ``op`` the in-process worker has measured (its step duration histogram)."""
+    return REGISTRY.get_sample_value("mediaflow_step_duration_seconds_count",
+                                     {"op": op, "pool": "cpu", "decoder": "cpu"}) or 0
+
+
 def codecs(probe: dict) -> list[str]:
     return [s["codec_name"] for s in probe["streams"]]
 
@@ -68,9 +75,11 @@ async def refused_everywhere(client: httpx.AsyncClient, headers: dict, spec: dic
 async def test_transcode_to_webm(client: httpx.AsyncClient, headers: dict, media_dir: Path,
                                  tmp_path: Path) -> None:
     source = await upload(client, headers, media_dir / "a.mp4")
+    measured = steps_measured("transcode")
     done = await finished(client, headers, {
         "type": "transcode", "params": {"input": source},
         "output": {**FAST, "container": "webm", "video_bitrate": "300k"}})
+    assert steps_measured("transcode") == measured + 1
     row, probe = await output(client, headers, done, tmp_path)
     assert row["filename"] == "transcode.webm" and row["kind"] == "video"
     assert codecs(probe) == ["vp9", "opus"]
@@ -166,9 +175,11 @@ async def test_codec_the_build_lacks(client: httpx.AsyncClient, headers: dict,
 async def test_trim_accurate(client: httpx.AsyncClient, headers: dict, media_dir: Path,
                              tmp_path: Path) -> None:
     source = await upload(client, headers, media_dir / "a.mp4")
+    measured = steps_measured("trim")
     done = await finished(client, headers, {
         "type": "trim", "params": {"input": source, "start": 0.36, "end": 1.48},
         "output": FAST})
+    assert steps_measured("trim") == measured + 1
     _, probe = await output(client, headers, done, tmp_path)
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     assert float(video["duration"]) == pytest.approx(1.12, abs=FRAME)
@@ -205,6 +216,30 @@ async def test_trim_three_segments(client: httpx.AsyncClient, headers: dict, med
     audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
     assert float(video["duration"]) == pytest.approx(1.08, abs=FRAME)
     assert float(audio["duration"]) == pytest.approx(float(video["duration"]), abs=FRAME)
+
+
+async def test_trim_fifty_segments_and_no_more(client: httpx.AsyncClient, headers: dict,
+                                              media_dir: Path, tmp_path: Path) -> None:
+    """The most segments a trim takes, joined frame-exact in one run with audio in step;
+    one more is refused by /jobs/validate and POST /jobs alike."""
+    source = await upload(client, headers, media_dir / "a.mp4")
+    segments = [{"start": round(n * 0.04, 2), "end": round(n * 0.04 + 0.04, 2)}
+                for n in range(50)]  # 50 frames of 25 fps, the first two seconds in order
+    done = await finished(client, headers, {
+        "type": "trim", "params": {"input": source, "segments": segments}, "output": FAST})
+    _, probe = await output(client, headers, done, tmp_path)
+    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
+    audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
+    assert float(video["duration"]) == pytest.approx(2.0, abs=FRAME)
+    assert float(audio["duration"]) == pytest.approx(float(video["duration"]), abs=2 * FRAME)
+    [log] = await logs(client, headers, done["id"])
+    assert log["argv"].count("-i") == 50  # one run over every range
+
+    more = [*segments, {"start": 0.0, "end": 0.04}]
+    detail = await refused_everywhere(client, headers, {
+        "type": "trim", "params": {"input": source, "segments": more}})
+    assert detail[0]["loc"] == ["body", "params", "segments"]
+    assert detail[0]["type"] == "too_long"
 
 
 @pytest.mark.parametrize(("params", "loc"), [
