@@ -23,6 +23,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.purge import PurgeActivities
 from core.config import Settings
 from core.tables import MediaFile
+from tests.jobs.test_control import wait_running
 from tests.jobs.test_pipelines import run_counting_ffmpeg
 from tests.utils.jobs import download, submit, upload, wait_for
 from tests.utils.media import ffprobe
@@ -358,3 +359,26 @@ async def test_cancel_after_a_package_discards_every_member(
     assert done["status"] == "cancelled" and done["output_files"] == []
     assert not package.exists()
     assert not await MediaFile.exists().where(MediaFile.job == job["id"])
+
+
+async def test_a_package_shows_progress_and_a_cancel_while_it_encodes_leaves_nothing(
+    client: httpx.AsyncClient, headers: dict, media_dir: Path, settings: Settings,
+) -> None:
+    """A package step reports its progress like any other, and a cancel in the middle of
+    its ffmpeg run stops it: no member, no File, no scratch left."""
+    long = await upload(client, headers, media_dir / "long.mp4")
+    job = await submit(client, headers, {
+        "type": "package", "output": {"preset": "veryslow", "crf": 18}, "params": {
+            "input": long, "segment_seconds": 2, "renditions": [{"height": 240},
+                                                                {"height": 120}]}})
+    running = await wait_running(client, headers, job["id"], min_percent=5.0)
+    assert 5.0 <= running["progress"]["percent"] < 100.0
+    assert running["progress"]["step"] is not None
+    assert (await client.post(f"{API}/jobs/{job['id']}/cancel",
+                              headers=headers)).status_code == 202
+    done = await wait_for(client, headers, job["id"], timeout=30)
+    assert done["status"] == "cancelled" and done["output_files"] == []
+    steps = settings.local_storage_root / "jobs" / job["id"]
+    assert not steps.exists() or not any(p.is_file() for p in steps.rglob("*"))
+    assert not await MediaFile.exists().where(MediaFile.job == job["id"])
+    assert not (settings.scratch_root / job["id"]).exists()
