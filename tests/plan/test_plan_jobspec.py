@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -410,3 +412,25 @@ def test_font_allowlist_files_exist() -> None:
 
     assert {name: Path(font.file).is_file() for name, font in FONTS.items()} == {
         name: True for name in FONTS}
+
+
+def documented_job_files() -> list[dict[str, Any]]:
+    """The ``job.json`` files docs/API.md shows for each job type (its "The same from the
+    ``mediaflow`` client" section), with a file id for every ``<id>``."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "API.md").read_text()
+    section = text[text.index("Other `job.json` files"):]
+    block = section[section.index("```json") + len("```json"):]
+    block = block[:block.index("```")].replace("<id>", V1)
+    decoder, specs, at = json.JSONDecoder(), [], 0
+    while block[at:].strip():
+        at += len(block[at:]) - len(block[at:].lstrip())
+        spec, at = decoder.raw_decode(block, at)
+        specs.append(spec)
+    return specs
+
+
+def test_the_documented_job_files_are_valid_specs() -> None:
+    specs = documented_job_files()
+    assert {spec["type"] for spec in specs} == {"transcode", "trim", "thumbnails", "package"}
+    for spec in specs:
+        assert JobSpec.model_validate(spec).type == spec["type"]
