@@ -8,6 +8,7 @@ import datetime as dt
 import uuid
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment
@@ -17,7 +18,7 @@ from activities.ffmpeg import FFmpegActivities
 from api.schemas import Job as JobPublic
 from core.config import Settings
 from core.plan.model import PlanStep
-from core.storage import get_storage
+from core.storage import Storage, get_storage
 from core.tables import Job, MediaFile, OperationLog
 from core.views import job_public
 from tests.utils.users import create_user
@@ -144,21 +145,29 @@ async def test_a_step_that_cannot_log_leaves_it_to_the_workflow(
     assert not result.logged and result.storage_key == "jobs/x/out.mp4"
 
 
-async def test_a_cancel_that_reaches_finalize_loses(
-    settings: Settings, db_engine: object, tmp_path: Path
-) -> None:
-    """``finalize_job`` runs as a local activity, which hears a job's cancel (its task is
-    cancelled): publishing still runs to the end, the outputs are the user's files, the
-    intermediates are gone and the job is completed, never half of that."""
-    storage = get_storage(settings)
+async def job_with_two_outputs(storage: Storage, tmp_path: Path) -> tuple[Any, Job, str, str]:
+    """(user, a processing combined job, the stored keys of its last and first steps'
+    outputs)."""
     user, _ = await create_user()
-    job = Job(user=user.id, type="combined", status="processing", workflow_id="job-f")
+    job = Job(user=user.id, type="combined", status="processing", workflow_id="job-two")
     await job.save()
     source = tmp_path / "out.mp4"
     source.write_bytes(b"\0" * 64)
-    kept, intermediate = f"jobs/{job.id}/steps/01.mp4", f"jobs/{job.id}/steps/00.mp4"
-    for key in (kept, intermediate):
+    last, first = f"jobs/{job.id}/steps/01.mp4", f"jobs/{job.id}/steps/00.mp4"
+    for key in (last, first):
         await storage.put_file(key, source, content_type="video/mp4")
+    return user, job, last, first
+
+
+async def test_a_cancel_that_reaches_finalize_loses(
+    settings: Settings, db_engine: object, tmp_path: Path
+) -> None:
+    """A job's cancel that reaches publishing (the worker cancels the activity's task, as
+    ``ActivityEnvironment.cancel`` does): it still runs to the end, the outputs are the
+    user's files, the intermediates are gone and the job is completed, never half of
+    that."""
+    storage = get_storage(settings)
+    user, job, kept, intermediate = await job_with_two_outputs(storage, tmp_path)
     books = BookkeepingActivities(storage)
     reached, release = asyncio.Event(), asyncio.Event()
     delete_tree = storage.delete_tree
@@ -263,14 +272,7 @@ async def test_an_ending_that_raced_the_publishing_unpublishes_nothing(
     bytes of a published file; an unpublished output is still removed."""
     storage = get_storage(settings)
     books = BookkeepingActivities(storage)
-    user, _ = await create_user()
-    job = Job(user=user.id, type="combined", status="processing", workflow_id="job-e")
-    await job.save()
-    source = tmp_path / "out.mp4"
-    source.write_bytes(b"\0" * 64)
-    kept, other = f"jobs/{job.id}/steps/01.mp4", f"jobs/{job.id}/steps/00.mp4"
-    for key in (kept, other):
-        await storage.put_file(key, source, content_type="video/mp4")
+    user, job, kept, other = await job_with_two_outputs(storage, tmp_path)
     await publish_outputs(storage, FinalizeInput(
         job_id=str(job.id), user_id=str(user.id),
         kept=[StepResult(index=1, step_id="final", storage_key=kept, size=64, sha256="0",

@@ -204,16 +204,24 @@ async def test_trim_on_keyframes_by_copy(client: httpx.AsyncClient, headers: dic
     assert video_packets(tmp_path / row["filename"]) == 30
 
 
-async def test_trim_three_segments(client: httpx.AsyncClient, headers: dict, media_dir: Path,
-                                   tmp_path: Path) -> None:
-    source = await upload(client, headers, media_dir / "a.mp4")
-    segments = [{"start": 1.6, "end": 2.0}, {"start": 0.2, "end": 0.6},
-                {"start": 1.0, "end": 1.28}]
+async def joined(client: httpx.AsyncClient, headers: dict, source: str, segments: list,
+                 tmp_path: Path) -> tuple[dict, dict, dict]:
+    """(the finished trim job joining ``segments`` frame-exact, its video stream, its audio
+    stream), as ffprobe reads its output."""
     done = await finished(client, headers, {
         "type": "trim", "params": {"input": source, "segments": segments}, "output": FAST})
     _, probe = await output(client, headers, done, tmp_path)
     video = next(s for s in probe["streams"] if s["codec_type"] == "video")
     audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
+    return done, video, audio
+
+
+async def test_trim_three_segments(client: httpx.AsyncClient, headers: dict, media_dir: Path,
+                                   tmp_path: Path) -> None:
+    source = await upload(client, headers, media_dir / "a.mp4")
+    segments = [{"start": 1.6, "end": 2.0}, {"start": 0.2, "end": 0.6},
+                {"start": 1.0, "end": 1.28}]
+    _, video, audio = await joined(client, headers, source, segments, tmp_path)
     assert float(video["duration"]) == pytest.approx(1.08, abs=FRAME)
     assert float(audio["duration"]) == pytest.approx(float(video["duration"]), abs=FRAME)
 
@@ -225,11 +233,7 @@ async def test_trim_fifty_segments_and_no_more(client: httpx.AsyncClient, header
     source = await upload(client, headers, media_dir / "a.mp4")
     segments = [{"start": round(n * 0.04, 2), "end": round(n * 0.04 + 0.04, 2)}
                 for n in range(50)]  # 50 frames of 25 fps, the first two seconds in order
-    done = await finished(client, headers, {
-        "type": "trim", "params": {"input": source, "segments": segments}, "output": FAST})
-    _, probe = await output(client, headers, done, tmp_path)
-    video = next(s for s in probe["streams"] if s["codec_type"] == "video")
-    audio = next(s for s in probe["streams"] if s["codec_type"] == "audio")
+    done, video, audio = await joined(client, headers, source, segments, tmp_path)
     assert float(video["duration"]) == pytest.approx(2.0, abs=FRAME)
     assert float(audio["duration"]) == pytest.approx(float(video["duration"]), abs=2 * FRAME)
     [log] = await logs(client, headers, done["id"])
