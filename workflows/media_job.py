@@ -368,9 +368,8 @@ class MediaJobWorkflow:
         )
 
     async def _finalize(self, job: JobInput, results: list[StepResult]) -> list[str]:
-        request = self._finalize_input(job, results)
+        request = self._finalize_input(job, results)  # with what progress() answers next
         self._status = JobStatus.completed
-        request.progress = self.progress()
         # an ordinary activity even with local bookkeeping: a cancel that lands while it
         # runs must wait for it and then lose, which only the server's cancellation
         # bookkeeping guarantees
