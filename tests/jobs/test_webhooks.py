@@ -109,6 +109,15 @@ def assert_signed(delivery: Delivery) -> None:
     assert delivery.headers["Content-Type"] == "application/json"
 
 
+async def overlay_with_webhook(client: httpx.AsyncClient, headers: dict, video: str,
+                               receiver: Receiver, text: str) -> dict:
+    """A text_overlay job of ``video`` with a webhook to ``receiver``, once it has ended."""
+    job = await submit(client, headers, {
+        "type": "text_overlay", "params": {"video": video, "text": text},
+        "output": {"preset": "ultrafast"}, "webhook": webhook(receiver)})
+    return await wait_for(client, headers, job["id"])
+
+
 async def webhook_logs(client: httpx.AsyncClient, headers: dict, job_id: str) -> list[dict]:
     logs = (await client.get(f"/api/v1/jobs/{job_id}/logs", headers=headers)).json()
     return [row for row in logs if row["operation_type"] == "webhook"]
@@ -118,10 +127,7 @@ async def test_completed_job_is_delivered_once_signed(
     client: httpx.AsyncClient, headers: dict, media_dir: Path, receiver: Receiver, temporal_env
 ) -> None:
     video = await upload(client, headers, media_dir / "b.mp4")
-    job = await submit(client, headers, {
-        "type": "text_overlay", "params": {"video": video, "text": "hook"},
-        "output": {"preset": "ultrafast"}, "webhook": webhook(receiver)})
-    done = await wait_for(client, headers, job["id"])
+    done = await overlay_with_webhook(client, headers, video, receiver, "hook")
     assert done["status"] == "completed", done
     [delivery] = await receiver.wait(1)
     assert_signed(delivery)
@@ -130,12 +136,12 @@ async def test_completed_job_is_delivered_once_signed(
     assert payload["event"] == "job.completed"
     assert delivery.headers["X-Mediaflow-Event"] == "job.completed"
     # the same shape as GET /jobs/{id}, with the final state
-    view = (await client.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()
+    view = (await client.get(f"/api/v1/jobs/{done['id']}", headers=headers)).json()
     assert payload["job"] == view
     assert payload["job"]["status"] == "completed"
     assert payload["job"]["output_files"] == done["output_files"] != []
     assert payload["job"]["progress"]["percent"] == 100.0
-    [row] = await webhook_logs(client, headers, job["id"])
+    [row] = await webhook_logs(client, headers, done["id"])
     assert (row["success"], row["attempt"], row["step"]) == (True, 1, -1)
     await keep_history(temporal_env, done["workflow_id"], "webhook")
 
@@ -188,10 +194,7 @@ async def test_failed_job_is_delivered_once(
     stored = get_storage(settings).local_path(row["storage_key"])
     assert stored is not None and stored.exists()
     stored.write_bytes(b"")
-    job = await submit(client, headers, {
-        "type": "text_overlay", "params": {"video": video, "text": "doomed"},
-        "output": {"preset": "ultrafast"}, "webhook": webhook(receiver)})
-    done = await wait_for(client, headers, job["id"])
+    done = await overlay_with_webhook(client, headers, video, receiver, "doomed")
     assert done["status"] == "failed", done
     assert done["error"]["code"] == "InvalidMedia", done["error"]
     [delivery] = await receiver.wait(1)
@@ -207,10 +210,7 @@ async def test_failing_receiver_is_retried_with_the_same_delivery_id(
 ) -> None:
     receiver.statuses = [500, 500]
     video = await upload(client, headers, media_dir / "b.mp4")
-    job = await submit(client, headers, {
-        "type": "text_overlay", "params": {"video": video, "text": "retry"},
-        "output": {"preset": "ultrafast"}, "webhook": webhook(receiver)})
-    done = await wait_for(client, headers, job["id"])
+    done = await overlay_with_webhook(client, headers, video, receiver, "retry")
     assert done["status"] == "completed", done
     deliveries = await receiver.wait(3, timeout=40)  # backoff: 2 s, then 4 s
     assert [d.status for d in deliveries] == [500, 500, 200]
@@ -218,7 +218,7 @@ async def test_failing_receiver_is_retried_with_the_same_delivery_id(
     assert len({d.body for d in deliveries}) == 1  # the same event, the same job view
     for delivery in deliveries:
         assert_signed(delivery)
-    rows = await webhook_logs(client, headers, job["id"])
+    rows = await webhook_logs(client, headers, done["id"])
     assert [(r["attempt"], r["success"]) for r in rows] == [(1, False), (2, False), (3, True)]
     assert [r["error_details"] for r in rows[:2]] == ["HTTP 500", "HTTP 500"]
 
