@@ -93,21 +93,17 @@ async def test_a_recording_longer_than_the_limit_is_422_without_reading_it_all(
         await probe_file(made["long.webm"], settings=short)
 
 
-async def test_a_recording_over_the_measuring_byte_cap_is_422(
-    made: dict[str, Path], probe_settings: Settings, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("limit", "value", "refusal", "says"), [
+    ("MEASURE_MAX_BYTES", 1024, MediaLimitExceeded, "measured only up to"),  # a 422
+    ("MEASURE_TIMEOUT", 0.0, UnsupportedMedia, "timed out"),  # a 415
+], ids=["over-the-measuring-byte-cap", "scan-runs-too-long"])
+async def test_a_recording_past_a_measuring_limit_is_refused(
+    made: dict[str, Path], probe_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    limit: str, value: float, refusal: type[Exception], says: str,
 ) -> None:
-    monkeypatch.setattr(probe, "MEASURE_MAX_BYTES", 1024)
+    monkeypatch.setattr(probe, limit, value)
 
-    with pytest.raises(MediaLimitExceeded, match="measured only up to"):
-        await probe_file(made["long.webm"], settings=probe_settings)
-
-
-async def test_a_scan_that_runs_too_long_is_415(
-    made: dict[str, Path], probe_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(probe, "MEASURE_TIMEOUT", 0.0)
-
-    with pytest.raises(UnsupportedMedia, match="timed out"):
+    with pytest.raises(refusal, match=says):
         await probe_file(made["long.webm"], settings=probe_settings)
 
 
