@@ -21,6 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.config import Settings
+from core.enums import TERMINAL_STATUSES
 from core.tables import Job, OperationLog
 from core.views import job_public
 from core.webhooks import WebhookTargetRefused, check_target, pinned, signature
@@ -79,13 +80,16 @@ async def deliver(settings: Settings, request: WebhookInput) -> None:
         await _log(job_id, success=False, detail=f"refused: {exc}", started=started)
         raise ApplicationError(str(exc), type="WebhookRefused", non_retryable=True) from exc
 
-    body = json.dumps({"event": request.event, "job": job_public(row)},
+    # the ending the row records: a cancel that raced the publishing ends the workflow
+    # cancelled, but the job stays completed with its files, and so says its webhook
+    event = f"job.{row['status']}" if row["status"] in TERMINAL_STATUSES else request.event
+    body = json.dumps({"event": event, "job": job_public(row)},
                       separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "mediaflow-webhook/1",
-        "X-Mediaflow-Event": request.event,
-        "X-Mediaflow-Delivery": str(uuid.uuid5(job_id, request.event)),
+        "X-Mediaflow-Event": event,
+        "X-Mediaflow-Delivery": str(uuid.uuid5(job_id, event)),
     }
     if hook.get("secret"):
         headers["X-Mediaflow-Signature"] = signature(hook["secret"], int(time.time()), body)

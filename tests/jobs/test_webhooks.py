@@ -19,14 +19,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from temporalio.testing import ActivityEnvironment
 
+from activities.webhooks import deliver
 from core.config import Settings
 from core.storage import get_storage
-from core.tables import MediaFile
+from core.tables import Job, MediaFile
 from core.webhooks import verify
 from tests.utils.apps import other_app
 from tests.utils.jobs import keep_history, submit, upload, wait_for
 from tests.utils.users import new_user_headers
+from workflows.types import WebhookInput
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -239,3 +242,21 @@ async def test_private_targets_are_refused_by_default(
         jobs = (await client.get("/api/v1/jobs", headers=headers)).json()
         assert jobs["total"] == 0
     assert receiver.deliveries == []
+
+
+async def test_the_webhook_tells_the_ending_the_job_has(
+    client: httpx.AsyncClient, headers: dict, settings: Settings, receiver: Receiver
+) -> None:
+    """A cancel that reached the workflow together with the step that had published ends
+    the workflow cancelled while the job stays completed with its files: the webhook says
+    ``job.completed``, as the job does."""
+    me = (await client.get("/api/v1/auth/me", headers=headers)).json()
+    job = Job(user=uuid.UUID(me["id"]), type="text_overlay", status="completed",
+              workflow_id="job-raced", spec={"type": "text_overlay", "webhook": webhook(receiver)})
+    await job.save()
+    await ActivityEnvironment().run(deliver, settings, WebhookInput(str(job.id),
+                                                                    "job.cancelled"))
+    [delivery] = await receiver.wait(1)
+    assert delivery.headers["X-Mediaflow-Event"] == delivery.payload["event"] == "job.completed"
+    assert delivery.payload["job"]["status"] == "completed"
+    assert delivery.headers["X-Mediaflow-Delivery"] == str(uuid.uuid5(job.id, "job.completed"))
