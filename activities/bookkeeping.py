@@ -62,7 +62,10 @@ class BookkeepingActivities:
 
     @activity.defn(name="update_job_status")
     @data_errors_are_final
-    async def update_job_status(self, update: StatusUpdate) -> None:
+    async def update_job_status(self, update: StatusUpdate) -> list[str] | None:
+        """Record a status. None once it is recorded; for an ending of a job that has
+        already completed (its outputs published: a cancel that raced the publishing),
+        nothing changes and the answer is the job's output File ids."""
         values: dict = {
             Job.status: update.status,
             Job.progress: update.progress,
@@ -81,14 +84,17 @@ class BookkeepingActivities:
             # a late "processing"/"paused" write never buries an ending already recorded
             query = query.where(Job.status.not_in(list(TERMINAL_STATUSES)))
         else:  # counted once: a retried activity finds the ending already recorded
-            ending = await Job.select(Job.type, Job.status, Job.created_at).where(
-                Job.id == uuid.UUID(update.job_id)).first()
-            # published outputs are the point of no return: a cancel that raced the
-            # publishing (and reached the workflow with its result) never unpublishes them
-            query = query.where(Job.status != JobStatus.completed)
+            ending = await Job.select(Job.type, Job.status, Job.created_at,
+                                      Job.output_files).where(
+                Job.id == uuid.UUID(update.job_id)).output(load_json=True).first()
+            if ending is not None and ending["status"] == JobStatus.completed:
+                # published outputs are the point of no return: a cancel that raced the
+                # publishing (and reached the workflow with its result) loses
+                return list(ending["output_files"] or [])
         await query
         if ending is not None and ending["status"] not in TERMINAL_STATUSES:
             metrics.job_finished(ending["type"], update.status, ending["created_at"])
+        return None
 
     @activity.defn(name="record_operation")
     @data_errors_are_final

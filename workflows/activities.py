@@ -59,8 +59,8 @@ prepare_job: Activity[JobInput, PreparedJob] = stub(              # prepare.py: 
     "prepare_job", JobInput, PreparedJob)                         # plan, mark processing
 run_ffmpeg_step: Activity[StepInput, StepResult] = stub(          # ffmpeg.py: one FFmpeg run
     "run_ffmpeg_step", StepInput, StepResult)                     # on a CPU or GPU pool
-update_job_status: Activity[StatusUpdate, None] = stub(           # bookkeeping.py: the job
-    "update_job_status", StatusUpdate, None)                      # row's status and error
+update_job_status: Activity[StatusUpdate, list[str] | None] = stub(  # bookkeeping.py: the
+    "update_job_status", StatusUpdate, list[str] | None)              # row's status, error
 record_operation: Activity[OperationRecord, None] = stub(         # bookkeeping.py: one
     "record_operation", OperationRecord, None)                    # operation-log row
 finalize_job: Activity[FinalizeInput, list[str]] = stub(          # bookkeeping.py: publish

@@ -231,7 +231,9 @@ class MediaJobWorkflow:
             else:
                 output_ids = await self._finalize(job, results)
         except (Exception, asyncio.CancelledError) as exc:  # every ending is recorded
-            await self._record_ending(job, exc, results)
+            published = await self._record_ending(job, exc, results)
+            if published is not None:  # the outputs were out before the ending: it lost
+                return {"status": JobStatus.completed, "output_files": published}
             if is_cancelled_exception(exc):
                 raise
             code, message = failure_of(exc)
@@ -379,7 +381,10 @@ class MediaJobWorkflow:
         return output_ids
 
     async def _record_ending(self, job: JobInput, exc: BaseException,
-                             results: list[StepResult]) -> None:
+                             results: list[StepResult]) -> list[str] | None:
+        """Record a failure or cancel: None, or the job's output File ids when the job
+        had completed before (a cancel that reached the workflow together with the result
+        of the step that published: the row stays completed, and so does the workflow)."""
         cancelled = is_cancelled_exception(exc)
         status = JobStatus.cancelled if cancelled else JobStatus.failed
         code, message = ("Cancelled", "the job was cancelled") if cancelled else failure_of(exc)
@@ -389,8 +394,10 @@ class MediaJobWorkflow:
         if keys:
             await bookkeep(discard_outputs, DiscardInput(job.job_id, keys),
                            local=self._local_bookkeeping())
-        await self._set_status(job, status, error=(code, message), set_completed=True)
-        await self._notify(job, f"job.{status}")
+        published = await self._set_status(job, status, error=(code, message),
+                                           set_completed=True)
+        await self._notify(job, f"job.{self._status}")
+        return published
 
     async def _notify(self, job: JobInput, event: str) -> None:
         """Deliver the webhook; its failure is logged by the activity, never fails the job."""
@@ -415,15 +422,18 @@ class MediaJobWorkflow:
     async def _set_status(
         self, job: JobInput, status: JobStatus, *, error: tuple[str, str] | None = None,
         set_completed: bool = False,
-    ) -> None:
+    ) -> list[str] | None:
         self._status = status
         update = StatusUpdate(
             job_id=job.job_id, status=status, progress=self.progress(),
             error_code=error[0] if error else None, error_message=error[1] if error else None,
             retry_count=self._retries, set_completed=set_completed,
         )
-        await bookkeep(update_job_status, update, local=self._local_bookkeeping())
-        await self._upsert_status(status)
+        published = await bookkeep(update_job_status, update, local=self._local_bookkeeping())
+        if published is not None:  # an ending of a job that had completed: it stays so
+            self._status = JobStatus.completed
+        await self._upsert_status(self._status)
+        return published
 
     async def _upsert_status(self, status: JobStatus) -> None:
         workflow.upsert_search_attributes([SA_JOB_STATUS.value_set(status)])

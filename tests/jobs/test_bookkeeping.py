@@ -279,9 +279,10 @@ async def test_an_ending_that_raced_the_publishing_unpublishes_nothing(
                          metadata={})]))
     env = ActivityEnvironment()
     await env.run(books.discard_outputs, DiscardInput(str(job.id), [other, kept]))
-    await env.run(books.update_job_status, StatusUpdate(
+    published = await env.run(books.update_job_status, StatusUpdate(
         job_id=str(job.id), status="cancelled", error_code="Cancelled", set_completed=True))
-    row = await Job.select(Job.status, Job.error).where(Job.id == job.id).output(
-        load_json=True).first()
+    row = await Job.select(Job.status, Job.error, Job.output_files).where(
+        Job.id == job.id).output(load_json=True).first()
     assert row["status"] == "completed" and not row["error"]
+    assert published == row["output_files"] != []  # the workflow completes with them
     assert await storage.stat(kept) is not None and await storage.stat(other) is None

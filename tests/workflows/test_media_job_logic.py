@@ -80,6 +80,7 @@ class Fakes:
     publishes: bool = False  # the last step publishes the outputs when asked to
     finalize_asks: list[tuple[str, FinalizeInput | None]] = field(default_factory=list)
     finalize_gate: asyncio.Event | None = None
+    completed_before: list[str] | None = None  # the row was completed when an ending came
     statuses: list[StatusUpdate] = field(default_factory=list)
     operations: list[OperationRecord] = field(default_factory=list)
     step_calls: list[tuple[str, str, int]] = field(default_factory=list)  # (step, queue, try)
@@ -96,8 +97,11 @@ class Fakes:
                                gpu_available=self.gpu_available)
 
         @activity.defn(name="update_job_status")
-        async def update_job_status(update: StatusUpdate) -> None:
+        async def update_job_status(update: StatusUpdate) -> list[str] | None:
             self.statuses.append(update)
+            if update.status in ("failed", "cancelled"):
+                return self.completed_before  # the row's outputs, if it had completed
+            return None
 
         @activity.defn(name="record_operation")
         async def record_operation(record: OperationRecord) -> None:
@@ -363,6 +367,30 @@ async def test_retries_exhausted_fail_the_job_with_the_step_error(
     assert (fakes.statuses[-1].error_code, fakes.statuses[-1].set_completed) == (
         "FFmpegFailed", True)
     assert fakes.finalized == []
+
+
+async def test_an_ending_of_a_job_that_had_completed_completes_the_workflow(
+    env: WorkflowEnvironment,
+) -> None:
+    """When the row says the job had completed by the time its ending is recorded (a
+    cancel that came together with the result of the step that published), the ending
+    loses in Temporal too: the workflow completes with the row's outputs, its search
+    attribute and its webhook say completed."""
+    def step(request: StepInput, queue: str) -> None:
+        if request.step.step_id == "two":
+            raise ApplicationError("bad input", type="InvalidMedia", non_retryable=True)
+
+    fakes = Fakes(step=step, completed_before=["file-published"])
+    handle_id: list[str] = []
+
+    async def remember(handle: WorkflowHandle) -> None:
+        handle_id.append(handle.id)
+
+    result = await run_job(env, fakes, has_webhook=True, during=remember)
+    assert result == {"status": "completed", "output_files": ["file-published"]}
+    assert fakes.webhooks == ["job.completed"]
+    described = await env.client.get_workflow_handle(handle_id[0]).describe()
+    assert described.search_attributes["MediaflowJobStatus"] == ["completed"]
 
 
 async def test_invalid_media_fails_at_once_and_discards_earlier_outputs(
