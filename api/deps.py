@@ -8,10 +8,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request, status
 from temporalio.client import Client
 
-from api.users.auth import current_active_user, current_superuser
+from api.users.auth import authenticated_superuser, authenticated_user
 from api.users.models import UserModel
 from core.config import Settings
-from core.logs import bind
 from core.storage import Storage
 
 
@@ -52,20 +51,10 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 """The Temporal client; 503 while Temporal is unreachable."""
 OptionalTemporal = Annotated[Client | None, Depends(get_optional_temporal)]
 """The Temporal client, or None while it is unreachable."""
-async def _logged_user(user: Annotated[UserModel, Depends(current_active_user)]) -> UserModel:
-    bind(user_id=str(user.id))  # the request's later log lines name the caller
-    return user
-
-
-async def _logged_superuser(user: Annotated[UserModel, Depends(current_superuser)]) -> UserModel:
-    bind(user_id=str(user.id))
-    return user
-
-
-CurrentUser = Annotated[UserModel, Depends(_logged_user)]
+CurrentUser = Annotated[UserModel, Depends(authenticated_user)]
 """The active user behind a bearer token or an ``X-API-Key`` (401 otherwise);
 charges the user's request budget (429 when spent)."""
-SuperUser = Annotated[UserModel, Depends(_logged_superuser)]
+SuperUser = Annotated[UserModel, Depends(authenticated_superuser)]
 """As ``CurrentUser``, and 403 unless the user is a superuser."""
 
 
