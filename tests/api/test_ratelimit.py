@@ -6,9 +6,10 @@ import uuid
 
 import httpx
 import pytest
+from limits import parse
 from pydantic import ValidationError
 
-from api.ratelimit import RateLimited, RateLimiter
+from api.ratelimit import LocalMovingWindow, RateLimited, RateLimiter
 from core.config import Settings
 from tests.utils.apps import reset_rate_limits
 from tests.utils.users import create_user, login_headers
@@ -88,3 +89,49 @@ async def test_a_redis_store_makes_one_count_for_every_process(redis_url: str) -
         await limiter.check_login("127.0.0.9", account)
         await limiter.record_login_failure("127.0.0.9", account)  # 3 + 2: no refusal yet
     await apart[1].check_login("127.0.0.9", account)
+
+
+async def test_the_in_process_window_moves_with_time() -> None:
+    """A moving window, not a fixed one: a place frees when the oldest hit leaves it."""
+    now = [1000.0]
+    window = LocalMovingWindow(clock=lambda: now[0])
+    three = parse("3 per 2 seconds")
+    for moment in (0.0, 1.5, 1.9):
+        now[0] = 1000.0 + moment
+        assert await window.hit(three, "user", "a")
+    assert not await window.hit(three, "user", "a")
+    assert not await window.test(three, "user", "a")
+    assert await window.seconds_to_reset(three, "user", "a") == pytest.approx(0.1)
+    now[0] = 1002.05  # the first hit has left; the two others have not
+    assert await window.test(three, "user", "a")
+    assert await window.hit(three, "user", "a")
+    assert not await window.hit(three, "user", "a")
+    assert await window.seconds_to_reset(three, "user", "a") == pytest.approx(1.45)
+    # other keys and other limits count apart
+    assert await window.hit(three, "user", "b")
+    assert await window.hit(parse("1/second"), "user", "a")
+    assert await window.seconds_to_reset(parse("5/minute"), "user", "c") == 0.0
+
+
+async def test_the_in_process_window_forgets_idle_keys() -> None:
+    now = [0.0]
+    window = LocalMovingWindow(clock=lambda: now[0])
+    window.SWEEP_EVERY = 10
+    minute = parse("100/minute")
+    for n in range(9):
+        assert await window.hit(minute, "user", str(n))
+    assert len(window) == 9
+    now[0] = 61.0  # a minute on: every one of those windows is empty
+    assert await window.hit(minute, "user", "late")  # the tenth hit sweeps
+    assert len(window) == 1
+    assert await window.hit(minute, "user", "late")
+
+
+async def test_a_generous_limit_is_still_counted_exactly() -> None:
+    """However many hits a window holds, the limit is the limit (a hit costs the same)."""
+    window = LocalMovingWindow(clock=lambda: 5.0)
+    many = parse("20000/minute")
+    for _ in range(20000):
+        assert await window.hit(many, "user", "a")
+    assert not await window.hit(many, "user", "a")
+    assert await window.seconds_to_reset(many, "user", "a") == pytest.approx(60.0)
