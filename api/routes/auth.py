@@ -16,6 +16,7 @@ from fastapi_users.router.common import ErrorCode, ErrorModel
 from pydantic import BaseModel, ValidationError
 
 from api.deps import CurrentUser
+from api.lean import lean_get
 from api.ratelimit import client_ip, limit_register, rate_limiter
 from api.users.auth import fastapi_users, get_access_strategy, get_refresh_store
 from api.users.manager import UserManager, get_user_manager
@@ -173,6 +174,6 @@ async def logout(
     await refresh_tokens.revoke_user(user.id)
 
 
-@router.get("/me", response_model=UserRead)
+@lean_get(router, "/me", response_model=UserRead)
 async def me(user: CurrentUser) -> UserRead:
     return UserRead.model_validate(user)

@@ -32,6 +32,7 @@ from api.deps import (
     StorageDep,
     uuid_or_404,
 )
+from api.lean import lean_get
 from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
@@ -296,7 +297,7 @@ async def usage(user: CurrentUser, settings: SettingsDep) -> dict[str, int]:
     return {"used_bytes": used, "quota_bytes": settings.user_quota_bytes, "file_count": count}
 
 
-@router.get("/{file_id}", name="get", response_model=FilePublic)
+@lean_get(router, "/{file_id}", name="get", response_model=FilePublic)
 async def get_file(file_id: str, user: CurrentUser) -> dict[str, Any]:
     return file_public(await load_file(file_id, user.id))
 

@@ -23,8 +23,17 @@ from temporalio.common import (
 from temporalio.service import RPCError
 
 from api import job_control
-from api.deps import CurrentUser, Limit, Offset, OptionalTemporal, SettingsDep, TemporalDep
+from api.deps import (
+    CurrentUser,
+    Limit,
+    Offset,
+    OptionalTemporal,
+    SettingsDep,
+    TemporalDep,
+    get_optional_temporal,
+)
 from api.job_requests import JobRequest, Resolved, resolve
+from api.lean import lean_get
 from api.metrics import JOBS_SUBMITTED
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
@@ -280,7 +289,7 @@ async def validate_job(body: JobRequest, user: CurrentUser, settings: SettingsDe
     return {"valid": True, **plan, "spec": resolved.spec.model_dump(mode="json")}
 
 
-@router.get("", name="list", response_model=JobList)
+@lean_get(router, "", name="list", response_model=JobList)
 async def list_jobs(
     user: CurrentUser,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
@@ -291,13 +300,13 @@ async def list_jobs(
     return await job_control.page_of_jobs(limit, offset, user.id, status_, type_)
 
 
-@router.get("/{job_id}", name="get", response_model=Job)
-async def get_job(job_id: str, user: CurrentUser, temporal: OptionalTemporal,
-                  request: Request) -> dict:
+@lean_get(router, "/{job_id}", name="get", response_model=Job)
+async def get_job(job_id: str, user: CurrentUser, request: Request) -> dict:
     row = await job_control.load_job(job_id, user.id)
     if row["status"] in TERMINAL_STATUSES:
-        return job_public(row)
+        return job_public(row)  # what most polls get: no Temporal client asked for
     views: job_control.LiveViews = request.app.state.live_views
+    temporal = await get_optional_temporal(request)
     return await views.view(temporal, str(row["id"]))  # pollers of a running job share it
 
 

@@ -1,0 +1,170 @@
+"""Lean routes (api/lean.py) answer exactly what FastAPI's own handling of them answers:
+the same status, body and headers for owners, strangers, bad ids, bad queries and every
+kind of credential; and a route they cannot serve is refused when it is declared."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.routing import APIRoute
+
+import api.lean
+from api.deps import CurrentUser, SettingsDep
+from api.lean import LeanRoute, lean_get
+from api.routes import auth, files, jobs
+from api.users.tokens import AccessTokenStrategy
+from core.config import Settings
+from core.tables import Job, MediaFile
+from tests.utils.apps import other_app
+from tests.utils.users import create_user
+
+API = "/api/v1"
+
+
+def lean_paths() -> list[str]:
+    return [API + route.path for module in (auth, files, jobs) for route in module.router.routes
+            if isinstance(route, LeanRoute)]
+
+
+@pytest.fixture
+def lean_answers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The status of every answer a lean handler makes (it answers with
+    ``api.lean.Response``), so a test can tell that the lean handling answered."""
+    made: list[int] = []
+
+    class Counted(Response):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self.status_code)
+
+    monkeypatch.setattr(api.lean, "Response", Counted)
+    return made
+
+
+@pytest.fixture
+async def plain(settings: Settings, client: httpx.AsyncClient,
+                headers: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                ) -> AsyncIterator[httpx.AsyncClient]:
+    """A second app on the same database whose lean routes are handled by FastAPI itself.
+
+    FastAPI builds a route's handler when an app first routes to it: the session app's are
+    built (lean) before the class is patched for the second app's."""
+    for path in lean_paths():
+        await client.get(path.replace("{job_id}", "x").replace("{file_id}", "x"),
+                         headers=headers)
+    monkeypatch.setattr(LeanRoute, "get_route_handler", APIRoute.get_route_handler)
+    async with other_app(settings) as (plain_client, _):
+        yield plain_client
+
+
+def answer(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items()
+               if k not in ("x-request-id", "date", "content-length")}
+    return response.status_code, response.json(), headers
+
+
+async def test_lean_routes_answer_what_fastapi_answers(
+    client: httpx.AsyncClient, plain: httpx.AsyncClient, headers: dict[str, str],
+    settings: Settings, lean_answers: list[int],
+) -> None:
+    me = (await client.get(f"{API}/auth/me", headers=headers)).json()
+    owner = uuid.UUID(me["id"])
+    stranger, _ = await create_user()
+    inactive, _ = await create_user(active=False)
+    strategy = AccessTokenStrategy(settings.jwt_secret_value(), settings.access_token_seconds)
+    key = (await client.post(f"{API}/api-keys", headers=headers, json={"name": "lean"})).json()
+
+    jobs = []
+    for n, (type_, status_, user) in enumerate([
+            ("trim", "completed", owner), ("join", "failed", owner),
+            ("transcode", "cancelled", owner), ("trim", "completed", stranger.id)]):
+        job = Job(user=user, type=type_, status=status_, workflow_id=f"job-{uuid.uuid4()}",
+                  spec={"type": type_, "note": "é ✓"}, progress={"percent": 100.0},
+                  error={"code": "X", "message": "no"} if status_ == "failed" else None,
+                  output_files=[str(uuid.uuid4())],
+                  created_at=dt.datetime(2026, 1, 1, 0, 0, n, tzinfo=dt.UTC),
+                  completed_at=dt.datetime(2026, 1, 1, 0, 1, n, tzinfo=dt.UTC))
+        await job.save()
+        jobs.append(str(job.id))
+    files = []
+    for user in (owner, stranger.id):
+        media = MediaFile(user=user, filename="a.mp4", original_filename="à b.mp4", size=10,
+                          content_type="video/mp4", kind="video", storage_key="k",
+                          checksum_sha256="0" * 64, metadata={"duration": 1.5, "width": 320})
+        await media.save()
+        files.append(str(media.id))
+
+    credentials: dict[str, dict[str, str]] = {
+        "bearer": headers,
+        "api key": {"X-API-Key": key["key"]},
+        "none": {},
+        "garbage": {"Authorization": "Bearer not.a.token"},
+        "basic": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "inactive": {"Authorization": f"Bearer {await strategy.write_token(inactive)}"},
+        "bad key": {"X-API-Key": "mf_" + "x" * 40},
+    }
+    paths = [f"{API}/auth/me", f"{API}/jobs/{jobs[0]}", f"{API}/jobs/{jobs[1]}",
+             f"{API}/jobs/{jobs[3]}", f"{API}/jobs/not-a-job", f"{API}/jobs/{uuid.uuid4()}",
+             f"{API}/files/{files[0]}", f"{API}/files/{files[1]}", f"{API}/files/x",
+             f"{API}/jobs", f"{API}/jobs?limit=2", f"{API}/jobs?limit=1&offset=1",
+             f"{API}/jobs?status=failed&type=join", f"{API}/jobs?status=completed&limit=5",
+             f"{API}/jobs?limit=0", f"{API}/jobs?limit=201", f"{API}/jobs?limit=abc",
+             f"{API}/jobs?offset=-1", f"{API}/jobs?status=bogus", f"{API}/jobs?type=",
+             f"{API}/jobs?limit=2&limit=3", f"{API}/jobs?unknown=1"]
+    compared = 0
+    for path in paths:
+        for name, credential in credentials.items():
+            lean = answer(await client.get(path, headers=credential))
+            fastapi = answer(await plain.get(path, headers=credential))
+            assert lean == fastapi, (path, name)
+            compared += 1
+    assert compared == len(paths) * len(credentials)
+    # the lean handling answered every authenticated 2xx of the session app
+    assert len(lean_answers) >= 2 * 11  # 11 answerable paths, by bearer and by key
+    statuses = {answer(await client.get(path, headers=headers))[0] for path in paths}
+    assert statuses == {200, 404, 422}
+
+
+async def test_other_methods_and_nearby_paths_are_routed_as_before(
+    client: httpx.AsyncClient, headers: dict[str, str], lean_answers: list[int],
+) -> None:
+    """HEAD is not a GET here (405, as FastAPI answers); a literal route declared before a
+    lean one still wins (``/files/usage``); a trailing slash is not the route."""
+    head = await client.head(f"{API}/jobs/{uuid.uuid4()}", headers=headers)
+    assert head.status_code == 405
+    usage = await client.get(f"{API}/files/usage", headers=headers)
+    assert usage.status_code == 200
+    assert set(usage.json()) == {"used_bytes", "quota_bytes", "file_count"}
+    assert lean_answers == []
+    events = await client.get(f"{API}/jobs/{uuid.uuid4()}/events", headers=headers)
+    assert events.status_code == 404
+
+
+def test_a_route_that_asks_for_more_is_refused_when_declared() -> None:
+    router = APIRouter()
+
+    async def with_settings(job_id: str, user: CurrentUser, settings: SettingsDep) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="settings"):
+        lean_get(router, "/{job_id}")(with_settings)
+
+    async def with_body_number(job_id: int, user: CurrentUser) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="job_id"):  # a path parameter that is no str
+        lean_get(router, "/{job_id}/n")(with_body_number)
+
+    async def plain_read(user: CurrentUser, request: Request) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="dependencies"):
+        lean_get(router, "/guarded", dependencies=[Depends(lambda: None)])(plain_read)
+    lean_get(router, "/fine")(plain_read)  # the user and the request are served
+    assert [route.path for route in router.routes] == ["/fine"]
