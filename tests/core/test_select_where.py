@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
-from core.db import select_where
+from core.db import count_where, select_where
 from core.tables import Job, MediaFile
 from tests.utils.apps import fresh_sqlite
 from tests.utils.users import create_user
@@ -44,6 +44,11 @@ async def assert_same_as_piccolo() -> None:
     assert await select_where(MediaFile, '"id" = {} AND "is_deleted" = {}', file_id,
                               False) == []
     assert await select_where(Job, '"id" = {}', uuid.uuid4()) == []
+    assert await count_where(Job, '"id" = {} AND "status" = {}', job_id, "pending") == 1
+    assert await count_where(Job, '"id" = {}', uuid.uuid4()) == 0
+    paged = await select_where(Job, '"id" = {} ORDER BY "created_at" LIMIT {} OFFSET {}',
+                               job_id, 1, 0)
+    assert [row["id"] for row in paged] == [job_id]
 
 
 async def test_postgres(db_engine: object) -> None:
