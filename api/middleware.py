@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 
 from fastapi import FastAPI
@@ -68,7 +68,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id") or ""
-        request_id = incoming if REQUEST_ID_SHAPE.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_SHAPE.fullmatch(incoming) else os.urandom(16).hex()
         token = request_id_var.set(request_id)
         fields = push_context(request_id=request_id)  # every line of this request carries it
         started = time.perf_counter()
