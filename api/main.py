@@ -91,11 +91,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_cors(app, settings)  # outermost: its headers go on every answer
     install_error_handlers(app)
     install_openapi(app)
-    # FastAPI tries the routes in this order, a regular expression each, on every request
-    # (a poll of GET /jobs/{id} tried 35 routes before its own when jobs came ninth): the
-    # two short routers the busiest requests go to, then jobs and files. Routers sharing
-    # a prefix keep their order among themselves.
-    for module in (health, auth, jobs, batches, imports, files, packages, shares, users,
+    # FastAPI tries the routes in this order, a regular expression each (about 2 µs), on
+    # every request: a poll of GET /jobs/{id} tried 35 routes before its own when jobs came
+    # ninth. Health first (two routes; load balancers probe it), then jobs and files, which
+    # clients read most. Routers sharing a prefix keep their order among themselves.
+    for module in (health, jobs, batches, imports, files, packages, shares, auth, users,
                    api_keys, templates, admin):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(shares.public_router)  # share links live outside the API prefix
