@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
+from api.routes import health
 from api.users.api_keys import generate_api_key
 from cli.devstack import free_ports
 from core.config import Settings
@@ -61,3 +64,54 @@ async def test_metrics_exposes_prometheus_text(client: httpx.AsyncClient) -> Non
     assert response.headers["content-type"].startswith("text/plain")
     assert 'mediaflow_http_requests_total{method="GET",route="/api/v1/health"' in response.text
     assert "process_cpu_seconds_total" in response.text
+
+
+class SlowState:
+    """What the deep checks read from ``app.state``, with a database whose answer the test
+    releases (``ping`` runs ``engine.run_ddl``) and that can be made to fail."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.release.set()
+        self.failing = False
+        self.engine = self
+        self.temporal = self.storage = self
+
+    async def run_ddl(self, sql: str) -> None:
+        await self.release.wait()
+        if self.failing:
+            raise ConnectionError("the database went away")
+
+    async def check(self) -> None:
+        return None
+
+
+async def test_probes_during_a_refresh_get_the_last_result_at_once() -> None:
+    now = [100.0]
+    checks, state = health.HealthChecks(clock=lambda: now[0]), SlowState()
+    assert (await checks.current(state))["status"] == "ok"  # the first probe waits for it
+
+    state.failing = True
+    state.release.clear()  # the next run hangs in the database check
+    now[0] += health.CHECK_EVERY + 0.1
+    for _ in range(3):  # the refresh is under way: the last result, without waiting
+        assert (await asyncio.wait_for(checks.current(state), 0.5))["status"] == "ok"
+    state.release.set()  # the refresh ends (ffmpeg -version takes its time), then is served
+
+    async def refreshed() -> dict:
+        while (result := await checks.current(state))["status"] == "ok":
+            await asyncio.sleep(0.02)
+        return result
+
+    result = await asyncio.wait_for(refreshed(), 10)
+    assert result["checks"]["database"].startswith("error")
+
+
+async def test_a_result_older_than_a_refresh_can_take_is_not_served() -> None:
+    now = [100.0]
+    checks, state = health.HealthChecks(clock=lambda: now[0]), SlowState()
+    assert (await checks.current(state))["status"] == "ok"
+    state.failing = True
+    now[0] += health.CHECK_EVERY + health.CHECK_TIMEOUT + 0.1  # nobody probed for a while
+    result = await checks.current(state)  # waits for the fresh one
+    assert result["status"] == "error"
