@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from api.routes import health
 from api.users.api_keys import generate_api_key
@@ -115,3 +116,33 @@ async def test_a_result_older_than_a_refresh_can_take_is_not_served() -> None:
     now[0] += health.CHECK_EVERY + health.CHECK_TIMEOUT + 0.1  # nobody probed for a while
     result = await checks.current(state)  # waits for the fresh one
     assert result["status"] == "error"
+
+
+async def test_ffmpeg_is_checked_every_half_minute_while_it_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ffmpeg -version`` (60 ms of CPU) runs once per FFMPEG_CHECK_EVERY while it works,
+    and on every refresh while it does not. Counted through a stand-in: the real one is
+    run by the tests above."""
+    runs: list[float] = []
+    broken = [False]
+
+    async def version() -> str:
+        runs.append(now[0])
+        if broken[0]:
+            raise FileNotFoundError("ffmpeg")
+        return "ffmpeg version 5.1"
+
+    monkeypatch.setattr(health, "ffmpeg_version", version)
+    now = [0.0]
+    checks, state = health.HealthChecks(clock=lambda: now[0]), SlowState()
+    for second in range(int(health.FFMPEG_CHECK_EVERY) + 2):
+        now[0] = float(second)
+        assert (await checks._check(state))["checks"]["ffmpeg"] == "ok"
+    assert runs == [0.0, health.FFMPEG_CHECK_EVERY]
+    broken[0] = True
+    now[0] += health.FFMPEG_CHECK_EVERY
+    for _ in range(2):
+        now[0] += 1
+        assert (await checks._check(state))["checks"]["ffmpeg"].startswith("error")
+    assert len(runs) == 4  # a failing ffmpeg is looked at again on every refresh
