@@ -309,9 +309,9 @@ async def _raw_rows(table: type[Table], sql: str, args: tuple[Any, ...]) -> list
     sixth of ``GET /jobs/{id}`` under wrk, the read included). Piccolo's adapters and
     converters are sqlite3's own, so the rows are the same."""
     engine = table._meta.db
-    if isinstance(engine, SharedSQLiteEngine):
+    if isinstance(engine, SharedSQLiteEngine) and engine.current_transaction.get() is None:
         return engine._read(sql.replace("{}", "?"), list(args))
-    return await table.raw(sql, *args)
+    return await table.raw(sql, *args)  # in a transaction: on its connection, as Piccolo does
 
 
 @cache
