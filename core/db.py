@@ -303,14 +303,21 @@ async def count_where(table: type[Table], condition: str, *args: Any) -> int:
 
 
 async def _raw_rows(table: type[Table], sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """``table.raw(sql, *args)``; on the shared SQLite engine, straight to its reader
-    connection: Piccolo's raw query parses the string into fragments, compiles and
-    post-processes on every call, about as long again as the indexed read itself (a
-    sixth of ``GET /jobs/{id}`` under wrk, the read included). Piccolo's adapters and
-    converters are sqlite3's own, so the rows are the same."""
+    """``table.raw(sql, *args)``, outside a transaction straight to the engine's reader
+    connection (SQLite) or pool (PostgreSQL): Piccolo's raw query parses the string into
+    fragments, compiles and post-processes on every call, about as long again as the
+    indexed read itself (a sixth of ``GET /jobs/{id}`` under wrk, the read included).
+    The rows are the same: Piccolo's SQLite adapters and converters are sqlite3's own,
+    and on PostgreSQL it hands asyncpg the same query and makes dicts of its records."""
     engine = table._meta.db
-    if isinstance(engine, SharedSQLiteEngine) and engine.current_transaction.get() is None:
-        return engine._read(sql.replace("{}", "?"), list(args))
+    if engine.current_transaction.get() is None:
+        if isinstance(engine, SharedSQLiteEngine):
+            return engine._read(sql.replace("{}", "?"), list(args))
+        if isinstance(engine, PostgresEngine) and engine.pool is not None:
+            first, *rest = sql.split("{}")
+            query = first + "".join(f"${n}{part}" for n, part in enumerate(rest, 1))
+            async with engine.pool.acquire() as connection:
+                return [dict(record) for record in await connection.fetch(query, *args)]
     return await table.raw(sql, *args)  # in a transaction: on its connection, as Piccolo does
 
 

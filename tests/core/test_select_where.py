@@ -60,17 +60,24 @@ async def test_sqlite(tmp_path: Path) -> None:
         await assert_same_as_piccolo()
 
 
+async def assert_a_transaction_reads_its_own_writes() -> None:
+    """Outside a transaction a read goes straight to the engine's reader connection or
+    pool; inside one it must see what the transaction wrote and has not committed."""
+    user, _ = await create_user()
+    async with write_transaction(Job._meta.db):
+        job = Job(user=user.id, type="trim", workflow_id=f"job-{uuid.uuid4()}", spec={})
+        await job.save()
+        assert [row["id"] for row in await select_where(Job, '"id" = {}', job.id)] == [job.id]
+        assert await count_where(Job, '"id" = {}', job.id) == 1
+
+
+async def test_postgres_in_a_transaction_reads_on_its_connection(db_engine: object) -> None:
+    await assert_a_transaction_reads_its_own_writes()
+
+
 async def test_sqlite_in_a_transaction_reads_on_its_connection(tmp_path: Path) -> None:
-    """Outside a transaction a read goes to the engine's reader connection; inside one it
-    must see what the transaction wrote and has not committed."""
     async with fresh_sqlite(tmp_path):
-        user, _ = await create_user()
-        async with write_transaction(Job._meta.db):
-            job = Job(user=user.id, type="trim", workflow_id=f"job-{uuid.uuid4()}", spec={})
-            await job.save()
-            assert [row["id"] for row in await select_where(Job, '"id" = {}', job.id)] == [
-                job.id]
-            assert await count_where(Job, '"id" = {}', job.id) == 1
+        await assert_a_transaction_reads_its_own_writes()
 
 
 async def test_the_jobs_list_filters_orders_and_pages(client, headers: dict) -> None:  # noqa: ANN001
