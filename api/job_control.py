@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import uuid_or_404
 from api.metrics import JOB_VIEWS
-from core.db import count_where, select_where
+from core.db import page_where, select_where
 from core.enums import TERMINAL_STATUSES, JobStatus
 from core.reconcile import reconcile
 from core.tables import Job
@@ -60,9 +60,7 @@ async def page_of_jobs(limit: int, offset: int, owner: uuid.UUID | None,
             clauses.append(clause)
             args.append(value.value if isinstance(value, JobStatus) else value)
     where = " AND ".join(clauses) or "1 = 1"
-    rows = await select_where(Job, f'{where} ORDER BY "created_at" DESC LIMIT {{}} OFFSET {{}}',
-                              *args, limit, offset)
-    total = await count_where(Job, where, *args)
+    rows, total = await page_where(Job, where, '"created_at" DESC', limit, offset, *args)
     return {"items": [job_public(r) for r in rows], "total": total}
 
 

@@ -283,7 +283,32 @@ async def select_where(table: type[Table], condition: str, *args: Any) -> list[d
     """
     # the condition is code's own text; values only ever travel as parameters
     sql = f'SELECT * FROM "{table._meta.tablename}" WHERE {condition}'  # noqa: S608
-    rows = await _raw_rows(table, sql, args)
+    return _decoded(table, await _raw_rows(table, sql, args))
+
+
+TOTAL_COLUMN = "mf_rows_in_all"
+
+
+async def page_where(table: type[Table], condition: str, order: str, limit: int, offset: int,
+                     *args: Any) -> tuple[list[dict[str, Any]], int]:
+    """A page of :func:`select_where`'s rows (``ORDER BY order LIMIT limit OFFSET offset``)
+    and how many rows match in all, in one query: the count is a window over the matching
+    rows, where a second query (:func:`count_where`) was a second round trip. Only a page
+    past the end, which has no row to carry it, counts apart."""
+    sql = (f'SELECT *, count(*) OVER () AS "{TOTAL_COLUMN}" '  # noqa: S608
+           f'FROM "{table._meta.tablename}" WHERE {condition} ORDER BY {order} '
+           'LIMIT {} OFFSET {}')
+    rows = _decoded(table, await _raw_rows(table, sql, (*args, limit, offset)))
+    if not rows:
+        return rows, await count_where(table, condition, *args) if offset else 0
+    total = int(rows[0][TOTAL_COLUMN])
+    for row in rows:
+        del row[TOTAL_COLUMN]
+    return rows, total
+
+
+def _decoded(table: type[Table], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON columns and booleans as Python values, in place."""
     decoded, booleans = _json_columns(table), _boolean_columns(table)
     for row in rows:
         for name in decoded:

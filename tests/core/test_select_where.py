@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
-from core.db import count_where, select_where, write_transaction
+from core.db import TOTAL_COLUMN, count_where, page_where, select_where, write_transaction
 from core.tables import Job, MediaFile
 from tests.utils.apps import fresh_sqlite
 from tests.utils.users import create_user
@@ -51,13 +51,34 @@ async def assert_same_as_piccolo() -> None:
     assert [row["id"] for row in paged] == [job_id]
 
 
+async def assert_pages() -> None:
+    user, _ = await create_user()
+    made = []
+    for n in range(5):
+        job = Job(user=user.id, type="trim", workflow_id=f"job-{uuid.uuid4()}", spec={"n": n},
+                  created_at=dt.datetime(2026, 1, 1, 0, 0, n, tzinfo=dt.UTC))
+        await job.save()
+        made.append(job.id)
+    mine = '"user" = {}'
+    rows, total = await page_where(Job, mine, '"created_at" DESC', 2, 1, user.id)
+    assert [row["id"] for row in rows] == [made[3], made[2]] and total == 5
+    assert rows[0]["spec"] == {"n": 3} and TOTAL_COLUMN not in rows[0]
+    every, total = await page_where(Job, mine, '"created_at"', 10, 0, user.id)
+    assert total == 5 and every == await select_where(Job, mine + ' ORDER BY "created_at"',
+                                                      user.id)
+    assert await page_where(Job, mine, '"created_at"', 2, 9, user.id) == ([], 5)  # past the end
+    assert await page_where(Job, mine, '"created_at"', 2, 0, uuid.uuid4()) == ([], 0)
+
+
 async def test_postgres(db_engine: object) -> None:
     await assert_same_as_piccolo()
+    await assert_pages()
 
 
 async def test_sqlite(tmp_path: Path) -> None:
     async with fresh_sqlite(tmp_path):
         await assert_same_as_piccolo()
+        await assert_pages()
 
 
 async def assert_a_transaction_reads_its_own_writes() -> None:
