@@ -36,7 +36,7 @@ skipped unnoticed.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi import APIRouter, Request, Response
@@ -70,7 +70,7 @@ def lean_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint
 class LeanRoute(APIRoute):
     """An ``APIRoute`` whose handler resolves its endpoint's arguments itself."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """Called by FastAPI as the route is built (and again for each inclusion)."""
         if self.dependencies:
             raise TypeError(f"{self.path}: a lean route takes no route-level dependencies")

@@ -23,9 +23,10 @@ from __future__ import annotations
 import uuid
 from functools import lru_cache
 from inspect import Parameter, Signature
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from fastapi_users import FastAPIUsers
 from fastapi_users.authentication import AuthenticationBackend, Authenticator, BearerTransport
 
@@ -109,8 +110,8 @@ class MediaflowUsers(FastAPIUsers[UserModel, uuid.UUID]):
 
 fastapi_users = MediaflowUsers()
 
-BEARER_SCHEME = jwt_backend.transport.scheme
-API_KEY_SCHEME = ApiKeyTransport.scheme
+BEARER_SCHEME = cast(OAuth2PasswordBearer, jwt_backend.transport.scheme)
+API_KEY_SCHEME = cast(APIKeyHeader, ApiKeyTransport.scheme)
 _USERS = UserManager(PiccoloUserDatabase(User))
 """The user manager lookups go through; like the strategies it holds no request state."""
 
