@@ -27,9 +27,8 @@ router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 3.0
 CHECK_EVERY = 1.0
 FFMPEG_CHECK_EVERY = 30.0
-"""``ffmpeg -version`` costs 60 ms of CPU beside the API, and the binary changes only
-with a deployment: under a probe a second it took 6 % of a core and stretched the
-answers of everything the API served meanwhile."""
+"""``ffmpeg -version`` costs 60 ms of CPU beside the API (6 % of a core under a probe a
+second), and the binary changes only with a deployment."""
 
 
 async def _run(check: Callable[[], Awaitable[object]]) -> str:
@@ -55,8 +54,8 @@ class HealthChecks:
     async def current(self, state: Any) -> dict[str, Any]:
         """The last result while it is fresh. Once it is not, one refresh starts, and
         until it ends probes get the last result (no older than a refresh can take to
-        time out) rather than wait: under load, every probe arriving during a refresh
-        had waited for it (``ffmpeg -version`` alone takes 60 ms), the p99 of /health."""
+        time out) rather than wait for it, as every probe of that moment did (up to the
+        60 ms of ``ffmpeg -version``). Only a probe with no result young enough waits."""
         age = self._clock() - self._checked_at
         if self._result is not None and age < CHECK_EVERY:
             return self._result
