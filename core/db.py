@@ -245,11 +245,21 @@ async def start_pool(engine: Engine) -> bool:
     if not isinstance(engine, PostgresEngine):
         return True
     try:
-        await engine.start_connection_pool(min_size=1, max_size=10)
+        await engine.start_connection_pool(min_size=1, max_size=10, reset=_no_session_state)
     except (OSError, asyncpg.PostgresError) as exc:
         log.warning("database unreachable at startup (%s); will retry per query", exc)
         return False
     return True
+
+
+async def _no_session_state(connection: asyncpg.Connection) -> None:
+    """What a pooled connection needs on its way back to the pool beyond what asyncpg
+    always does first (rolling back a transaction left open): nothing, for mediaflow
+    leaves no session state on one. Its advisory locks are transaction-scoped
+    (``pg_advisory_xact_lock``), and it never LISTENs, SETs a session variable or keeps a
+    cursor past a transaction (``tests/core/test_db.py`` keeps it so). asyncpg's default,
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, was a second round
+    trip to the server on every read."""
 
 
 async def close_pool(engine: Engine) -> None:
