@@ -1,21 +1,19 @@
-"""fastapi-users wiring: two credentials, one authenticator, one request budget.
+"""fastapi-users wiring: two credentials, one way of authenticating, one request budget.
 
-Both backends feed the same ``Authenticator``, so anything built on it —
-``current_active_user`` here, and fastapi-users' own ``/users`` router — accepts
-``Authorization: Bearer <access token>`` and ``X-API-Key: <key>`` alike, and
-OpenAPI lists both schemes (the Swagger UI's Authorize button offers both).
-
-The per-user request budget is charged inside the authenticator, right after a
-credential resolves to a user, because that is the one point every
-authenticated request passes exactly once — including fastapi-users' routers,
-whose dependencies we do not write.
+Both backends feed the same ``Authenticator``, so fastapi-users' own routers (register,
+``/users``) accept ``Authorization: Bearer <access token>`` and ``X-API-Key: <key>``
+alike, and OpenAPI lists both schemes (the Swagger UI's Authorize button offers both).
+Its generated dependency charges the per-user request budget right after a credential
+resolves to a user (``BudgetedAuthenticator``): those routers' dependencies are not ours
+to write.
 
 mediaflow's own routes authenticate through :func:`authenticated_user`, which does what
-the authenticator's generated dependency does — the same transports' schemes (so
-OpenAPI is unchanged), the same strategies, 401 and 403, the same budget — in one
-dependency instead of a tree of nine: FastAPI resolves each node of a tree on every
-request, and the tree cost more than everything else an authenticated read does
-(profiled under ``wrk``: ``solve_dependencies`` was a fifth of ``GET /auth/me``'s time).
+that dependency does — the same transports' schemes (so OpenAPI is unchanged), the same
+strategies, 401 and 403, the same budget charged once — in one dependency instead of a
+tree of nine: FastAPI resolves each node of a tree on every request, and the tree cost
+more than everything else an authenticated read does (profiled under ``wrk``:
+``solve_dependencies`` was a fifth of ``GET /auth/me``'s time). Every authenticated
+request passes exactly one of the two.
 """
 
 from __future__ import annotations
