@@ -21,9 +21,9 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.routing import API_PREFIX
 from core.config import Settings
 
-API_PREFIX = "/api/v1"
 LOCAL_ORIGINS = r"^https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?$"
 """The dev default: a page served from this machine, on any port."""
 ALLOW_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]

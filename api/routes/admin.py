@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict
 
 from api import job_control
 from api.deps import Limit, Offset, SuperUser, TemporalDep
+from api.routing import ApiRouter
 from api.schemas import ENDED, AdminStats, Job, JobList
 from core.enums import JobStatus, Pool
 from core.spec import JobType
@@ -17,7 +18,7 @@ from core.tables import Job as JobRow
 from core.tables import MediaFile, User
 from core.temporal import gpu_workers_polling
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = ApiRouter(prefix="/admin", tags=["admin"])
 
 
 class RerouteRequest(BaseModel):

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import HTTPException, Response, status
 
 from api.deps import CurrentUser
+from api.routing import ApiRouter
 from api.users.api_keys import create_api_key, list_api_keys, revoke_api_key
 from api.users.schemas import (
     ApiKeyCreate,
@@ -18,7 +19,7 @@ from api.users.schemas import (
     ApiKeysPublic,
 )
 
-router = APIRouter(prefix="/api-keys", tags=["api-keys"])
+router = ApiRouter(prefix="/api-keys", tags=["api-keys"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

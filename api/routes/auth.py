@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi_users.router.common import ErrorCode, ErrorModel
 from pydantic import BaseModel, ValidationError
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from api.deps import CurrentUser
 from api.lean import lean_get
 from api.ratelimit import client_ip, limit_register, rate_limiter
+from api.routing import ApiRouter
 from api.users.auth import fastapi_users, get_access_strategy, get_refresh_store
 from api.users.manager import UserManager, get_user_manager
 from api.users.models import UserModel
@@ -31,7 +32,7 @@ from api.users.schemas import (
 )
 from api.users.tokens import AccessTokenStrategy, InvalidRefreshToken, RefreshTokenStore
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = ApiRouter(prefix="/auth", tags=["auth"])
 router.include_router(
     fastapi_users.get_register_router(UserRead, UserCreate),  # type: ignore[type-var]
     dependencies=[Depends(limit_register)],

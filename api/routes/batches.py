@@ -13,7 +13,7 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from temporalio.client import Client
 
@@ -21,12 +21,13 @@ from api.deps import CurrentUser, SettingsDep, TemporalDep
 from api.errors import safe_errors
 from api.job_requests import JobRequest
 from api.routes.jobs import JobSlots, at_job_limit, submit
+from api.routing import ApiRouter
 from api.schemas import Job
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES
 from core.tables import Job as JobRow
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = ApiRouter(prefix="/jobs", tags=["jobs"])
 
 MAX_ITEMS = 100
 CONCURRENCY = 8

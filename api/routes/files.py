@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import HTTPException, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from temporalio.service import RPCError
@@ -33,6 +33,7 @@ from api.deps import (
     uuid_or_404,
 )
 from api.lean import lean_get
+from api.routing import ApiRouter
 from api.serving import object_response, zip_response
 from api.uploads import UploadTooLarge, move_into, receive_file
 from core.config import Settings
@@ -45,7 +46,7 @@ from core.storage import Storage
 from core.tables import Job, MediaFile
 from core.temporal import import_workflow_id_for
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = ApiRouter(prefix="/files", tags=["files"])
 
 MULTIPART_SLACK = 64 * 1024
 """Room for the multipart framing when judging a declared Content-Length."""

@@ -15,14 +15,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from api.routing import ApiRouter
 from api.schemas import Health
 from core.db import ping
 from core.ffmpeg import ffmpeg_version
 
-router = APIRouter(tags=["health"])
+router = ApiRouter(tags=["health"])
 
 CHECK_TIMEOUT = 3.0
 CHECK_EVERY = 1.0

@@ -12,13 +12,14 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import CurrentUser, SettingsDep, TemporalDep
 from api.routes.files import FilePublic, file_public, load_file, storage_key_for, used_bytes
+from api.routing import ApiRouter
 from core.enums import FileSource, FileStatus
 from core.filenames import display_name, storable_original, url_name
 from core.spec import HttpUrlText
@@ -27,7 +28,7 @@ from core.temporal import IMPORT_WORKFLOW_TYPE, JOBS_QUEUE, import_workflow_id_f
 from core.webhooks import WebhookTargetRefused, check_target
 from workflows.types import ImportInput
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = ApiRouter(prefix="/files", tags=["files"])
 
 
 class ImportCreate(BaseModel):

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from temporalio.client import Client
 from temporalio.common import (
@@ -35,6 +35,7 @@ from api.deps import (
 from api.job_requests import JobRequest, Resolved, resolve
 from api.lean import lean_get
 from api.metrics import JOBS_SUBMITTED
+from api.routing import ApiRouter
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, FileStatus, JobStatus
@@ -67,7 +68,7 @@ from core.views import job_public
 from core.webhooks import WebhookTargetRefused, check_target
 from workflows.types import JobInput
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = ApiRouter(prefix="/jobs", tags=["jobs"])
 
 EVENTS_POLL_SECONDS = 0.5
 EVENTS_KEEPALIVE_SECONDS = 15.0

@@ -7,14 +7,15 @@ can be named (docs/SECURITY.md #27); another user's package is a 404 like a miss
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import HTTPException, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, StorageDep
 from api.routes.files import load_file
+from api.routing import ApiRouter
 from api.serving import member_response
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = ApiRouter(prefix="/files", tags=["files"])
 
 
 @router.head("/{file_id}/members/{path:path}", include_in_schema=False)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentUser, SettingsDep, StorageDep
 from api.routes.files import load_file, require_ready
+from api.routing import ApiRouter
 from api.serving import member_response, object_response
 from core.enums import FileKind
 from core.shares import (
@@ -39,7 +40,7 @@ from core.shares import (
 )
 from core.tables import MediaFile
 
-router = APIRouter(prefix="/files", tags=["shares"])
+router = ApiRouter(prefix="/files", tags=["shares"])
 public_router = APIRouter(prefix="/s", tags=["shares"])
 
 CORS_HEADERS = {

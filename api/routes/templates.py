@@ -15,17 +15,18 @@ import uuid
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import HTTPException, Query, Response, status
 from pydantic import BaseModel
 
 from api.deps import CurrentUser, Limit, Offset
 from api.job_requests import find_template, unprocessable
+from api.routing import ApiRouter
 from api.users.models import UserModel
 from core.files import load_inputs
 from core.tables import Template
 from core.templates import TemplateIn, Variable, check_template
 
-router = APIRouter(prefix="/templates", tags=["templates"])
+router = ApiRouter(prefix="/templates", tags=["templates"])
 
 Responses = dict[int | str, dict[str, Any]]
 FORBIDDEN: Responses = {403: {"description": "a public template that is not yours (superusers "

@@ -9,7 +9,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import HTTPException, Query, status
 from fastapi.routing import APIRoute
 from piccolo.columns.combination import WhereRaw
 from piccolo.query.functions.aggregate import Count, Sum
@@ -18,6 +18,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
 from api.deps import Limit, Offset, SuperUser, TemporalDep, uuid_or_404
+from api.routing import ApiRouter
 from api.users.auth import fastapi_users
 from api.users.db import forget_user
 from api.users.schemas import UserRead, UserUpdate
@@ -26,7 +27,7 @@ from core.temporal import JOBS_QUEUE
 from workflows.accounts import DELETE_USER_WORKFLOW_TYPE, delete_user_workflow_id
 from workflows.types import DeleteUserInput
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = ApiRouter(prefix="/users", tags=["users"])
 
 
 class UserSummary(UserRead):

@@ -39,7 +39,7 @@ from core.logs import bind
 from core.tables import User
 
 LOGIN_URL = "/api/v1/auth/login"
-"""Where the Swagger UI posts the OAuth2 form; ``api.main.API_PREFIX`` + the auth
+"""Where the Swagger UI posts the OAuth2 form; ``api.routing.API_PREFIX`` + the auth
 router's ``/auth/login`` (a test pins the two together)."""
 
 
