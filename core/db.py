@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import sqlite3
 import uuid
 from functools import cache
@@ -282,30 +283,47 @@ def bind_tables(engine: Engine) -> None:
         table._meta.db = engine
 
 
-async def select_where(table: type[Table], condition: str, *args: Any) -> list[dict[str, Any]]:
+TOTAL_COLUMN = "mf_rows_in_all"
+IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+"""What a column name in the code's own SQL may be."""
+
+
+async def select_where(table: type[Table], condition: str, *args: Any,
+                       columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """``SELECT *`` rows of ``table`` matching ``condition`` (SQL with ``{}`` placeholders
     for ``args``, column names double-quoted; it may go on with ``ORDER BY``/``LIMIT``),
     JSON columns and booleans decoded: what
     ``table.select().where(…).output(load_json=True)`` returns, for the hot read paths.
+    ``columns`` names the only columns wanted, where a reader needs few: a wide JSON
+    column left out is neither sent nor decoded.
 
     Piccolo compiles a select afresh on every call, about 0.6 ms for a wide table on this
     machine against 0.06 ms for the query itself; this one string skips that.
     """
-    # the condition is code's own text; values only ever travel as parameters
-    sql = f'SELECT * FROM "{table._meta.tablename}" WHERE {condition}'  # noqa: S608
+    # the condition and columns are code's own text; values only ever travel as parameters
+    sql = (f'SELECT {_column_list(columns)} '  # noqa: S608
+           f'FROM "{table._meta.tablename}" WHERE {condition}')
     return _decoded(table, await _raw_rows(table, sql, args))
 
 
-TOTAL_COLUMN = "mf_rows_in_all"
+@cache
+def _column_list(columns: tuple[str, ...]) -> str:
+    """``*``, or the named columns quoted (names are code's constants, checked here)."""
+    if not columns:
+        return "*"
+    if not all(IDENTIFIER.fullmatch(name) for name in columns):
+        raise ValueError(f"not column names: {columns!r}")
+    return ", ".join(f'"{name}"' for name in columns)
 
 
 async def page_where(table: type[Table], condition: str, order: str, limit: int, offset: int,
-                     *args: Any) -> tuple[list[dict[str, Any]], int]:
+                     *args: Any, columns: tuple[str, ...] = (),
+                     ) -> tuple[list[dict[str, Any]], int]:
     """A page of :func:`select_where`'s rows (``ORDER BY order LIMIT limit OFFSET offset``)
     and how many rows match in all, in one query: the count is a window over the matching
     rows, where a second query (:func:`count_where`) was a second round trip. Only a page
     past the end, which has no row to carry it, counts apart."""
-    sql = (f'SELECT *, count(*) OVER () AS "{TOTAL_COLUMN}" '  # noqa: S608
+    sql = (f'SELECT {_column_list(columns)}, count(*) OVER () AS "{TOTAL_COLUMN}" '  # noqa: S608
            f'FROM "{table._meta.tablename}" WHERE {condition} ORDER BY {order} '
            'LIMIT {} OFFSET {}')
     rows = _decoded(table, await _raw_rows(table, sql, (*args, limit, offset)))

@@ -7,6 +7,8 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pytest
+
 from core.db import TOTAL_COLUMN, count_where, page_where, select_where, write_transaction
 from core.tables import Job, MediaFile
 from tests.utils.apps import fresh_sqlite
@@ -49,6 +51,20 @@ async def assert_same_as_piccolo() -> None:
     paged = await select_where(Job, '"id" = {} ORDER BY "created_at" LIMIT {} OFFSET {}',
                                job_id, 1, 0)
     assert [row["id"] for row in paged] == [job_id]
+    # named columns: those only, decoded the same; a wide JSON column left out
+    wanted = (MediaFile.id, MediaFile.kind, MediaFile.metadata, MediaFile.is_deleted)
+    expected = await MediaFile.select(*wanted).where(MediaFile.id == file_id).output(
+        load_json=True)
+    got = await select_where(MediaFile, '"id" = {}', file_id,
+                             columns=tuple(column._meta.name for column in wanted))
+    assert got == expected and set(got[0]) == {"id", "kind", "metadata", "is_deleted"}
+    assert [kinds(row) for row in got] == [kinds(row) for row in expected]
+    either = await select_where(MediaFile, '"id" IN ({}, {})', file_id, uuid.uuid4(),
+                                columns=("id",))
+    assert either == [{"id": file_id}]
+    rows, total = await page_where(Job, '"id" = {}', '"created_at"', 5, 0, job_id,
+                                   columns=("id", "spec"))
+    assert (rows, total) == ([{"id": job_id, "spec": {"type": "text_overlay", "n": 1.5}}], 1)
 
 
 async def assert_pages() -> None:
@@ -122,3 +138,11 @@ async def test_the_jobs_list_filters_orders_and_pages(client, headers: dict) -> 
     assert await ids("status=failed&type=trim&limit=10") == ([made[2], made[0]], 2)
     assert await ids("status=failed&limit=1&offset=1") == ([made[2]], 3)
     assert await ids("type=join&status=completed") == ([], 0)
+
+
+async def test_columns_must_be_column_names() -> None:
+    """Column names are the code's own, but a list is joined into SQL: anything that is
+    not a plain lower-case name is refused before a query is made."""
+    for bad in (('"id"',), ("id; DROP TABLE mf_job",), ("id, probe",), ("",), ("ID",)):
+        with pytest.raises(ValueError, match="not column names"):
+            await select_where(MediaFile, '"id" = {}', uuid.uuid4(), columns=bad)
