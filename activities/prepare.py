@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.enums import TERMINAL_STATUSES, JobStatus
-from core.ffmpeg import available_encoders
+from core.ffmpeg import encoders
 from core.files import load_inputs, media_of
 from core.plan import PlanStep, compile_plan
 from core.spec import JobSpec, SpecError, referenced_file_ids
@@ -48,8 +48,7 @@ async def compile_steps(job: JobInput) -> list[PlanStep]:
         raise invalid(f"the stored job spec is invalid: {exc.errors()[0]['msg']}") from exc
     inputs = await live_inputs(job.user_id, referenced_file_ids(spec))
     try:
-        encoders = await asyncio.to_thread(available_encoders)
-        return compile_plan(spec, media_of(inputs), encoders=encoders).steps
+        return compile_plan(spec, media_of(inputs), encoders=await encoders()).steps
     except SpecError as exc:
         raise invalid(str(exc)) from exc
 

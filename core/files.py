@@ -20,7 +20,7 @@ from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine
 
-from core.db import write_transaction
+from core.db import select_where, write_transaction
 from core.mediainfo import MediaInfo
 from core.tables import MediaFile
 
@@ -36,13 +36,12 @@ async def load_inputs(user_id: uuid.UUID | str, file_ids: list[str]) -> dict[str
             continue
     if not wanted:
         return {}
-    rows = await MediaFile.select(
-        MediaFile.id, MediaFile.kind, MediaFile.probe, MediaFile.metadata,
-        MediaFile.storage_key, MediaFile.filename, MediaFile.status, MediaFile.error,
-    ).where(
-        MediaFile.id.is_in(wanted), MediaFile.user == uuid.UUID(str(user_id)),
-        MediaFile.is_deleted.eq(False),
-    ).output(load_json=True)
+    placeholders = ", ".join("{}" for _ in wanted)
+    rows = await select_where(
+        MediaFile, f'"id" IN ({placeholders}) AND "user" = {{}} AND "is_deleted" = {{}}',
+        *wanted, uuid.UUID(str(user_id)), False,
+        columns=("id", "kind", "probe", "metadata", "storage_key", "filename", "status",
+                 "error"))
     return {str(row["id"]): row for row in rows}
 
 

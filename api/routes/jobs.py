@@ -38,8 +38,9 @@ from api.metrics import JOBS_SUBMITTED
 from api.routing import ApiRouter
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
+from core.db import count_where
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, FileStatus, JobStatus
-from core.ffmpeg import available_encoders
+from core.ffmpeg import encoders
 from core.files import files_locked, load_inputs, media_of
 from core.plan import compile_plan
 from core.reconcile import reconcile
@@ -119,7 +120,7 @@ async def check_spec(spec: JobSpec, user_id: uuid.UUID, settings: Settings,
             "they are ready (a failed import fails the job)"]}
     try:
         plan = compile_plan(spec, media_of(inputs), settings.max_media_seconds,
-                            encoders=await asyncio.to_thread(available_encoders))
+                            encoders=await encoders())
     except SpecError as exc:
         raise unprocessable([exc]) from exc
     return {"plan": plan.public(), "warnings": list(plan.warnings), "waits_for": []}
@@ -130,7 +131,10 @@ async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool
     limit, rows whose workflow an operator terminated in the Temporal UI are reconciled
     first, so they stop counting."""
     active = [JobRow.user == user_id, JobRow.status.is_in(list(ACTIVE_STATUSES))]
-    if await JobRow.count().where(*active) < limit:
+    statuses = sorted(ACTIVE_STATUSES)
+    placeholders = ", ".join("{}" for _ in statuses)
+    if await count_where(JobRow, f'"user" = {{}} AND "status" IN ({placeholders})', user_id,
+                         *(status_.value for status_ in statuses)) < limit:
         return False
     rows = await JobRow.select().where(*active).output(load_json=True)
     await asyncio.gather(*(reconcile(temporal, row) for row in rows))

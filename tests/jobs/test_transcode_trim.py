@@ -159,8 +159,10 @@ async def test_copy_into_a_container_that_cannot_hold_it(client: httpx.AsyncClie
 
 async def test_codec_the_build_lacks(client: httpx.AsyncClient, headers: dict,
                                      media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api.routes.jobs, "available_encoders",
-                        lambda: available_encoders() - {"libsvtav1"})
+    async def without_av1() -> frozenset[str]:
+        return available_encoders() - {"libsvtav1"}
+
+    monkeypatch.setattr(api.routes.jobs, "encoders", without_av1)
     source = await upload(client, headers, media_dir / "a.mp4")
     detail = await refused_everywhere(client, headers, {
         "type": "transcode", "params": {"input": source},
