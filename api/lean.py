@@ -15,7 +15,9 @@ documented hook, ``APIRoute.get_route_handler`` — calls the endpoint with what
 signature asks for resolved directly:
 
 * query parameters: validated by FastAPI's own function for them
-  (``request_params_to_args``), so values, defaults and the 422 are FastAPI's;
+  (``request_params_to_args``), so values, defaults and the 422 are FastAPI's; an
+  optional one the request leaves out takes its default at once, as that function would
+  give it;
 * a ``str`` path parameter: the path's segment, as FastAPI passes it;
 * ``CurrentUser`` or ``SuperUser`` (``api.deps``): the same dependency function, given
   the credentials its security schemes read (the same scheme objects, called on the
@@ -35,9 +37,12 @@ skipped unnoticed.
 
 from __future__ import annotations
 
+import copy
+import enum
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_args, get_origin, get_type_hints
 
 from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.utils import request_params_to_args
@@ -53,9 +58,14 @@ from api.users.auth import (
     authenticated_user,
 )
 
+if TYPE_CHECKING:
+    from fastapi._compat import ModelField
+
 Resolver = Callable[[Request], Awaitable[Any]]
 Endpoint = Callable[..., Awaitable[Any]]
 USER_DEPENDENCIES = (authenticated_user, authenticated_superuser)
+IMMUTABLE = (type(None), bool, int, float, str, bytes, enum.Enum)
+"""Defaults handed out as they are (FastAPI deep-copies; for these a copy is the same)."""
 
 
 def lean_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
@@ -80,6 +90,7 @@ class LeanRoute(APIRoute):
                 self.response_model_exclude_none)):
             raise TypeError(f"{self.path}: a lean route answers its whole response model")
         query = self.dependant.query_params
+        defaults = _defaults_when_absent(query)
         endpoint = self.endpoint
         resolvers = _resolvers(endpoint, self.path_format, {field.name for field in query})
         model: TypeAdapter[Any] = TypeAdapter(self.response_model)
@@ -88,15 +99,41 @@ class LeanRoute(APIRoute):
         async def handle(request: Request) -> Response:
             # as FastAPI: the dependencies (the user: 401) before the parameters (422)
             resolved = {name: await resolve(request) for name, resolve in resolvers.items()}
-            arguments, errors = request_params_to_args(query, request.query_params)
+            params = request.query_params
+            given = [field for field in query if field not in defaults or field.alias in params]
+            arguments, errors = request_params_to_args(given, params)
             if errors:
                 raise RequestValidationError(errors)
+            for field, default in defaults.items():
+                if field.alias not in params:
+                    arguments[field.name] = default()
             arguments.update(resolved)
             answer = model.validate_python(await endpoint(**arguments))
             return Response(model.dump_json(answer), status_code=status_code,
                             media_type="application/json")
 
         return handle
+
+
+def _defaults_when_absent(query: list[ModelField]) -> dict[ModelField, Callable[[], Any]]:
+    """The query parameters that, absent from a request, take their default: what
+    FastAPI's validation of them does (a deep copy of the default, not validated) without
+    its analysis of each parameter's annotation on every request: 25 µs for the four of
+    ``GET /jobs?limit=20``, 6 µs for the one given. Required ones, ones whose default is
+    validated and ones with other names to go by are left to FastAPI."""
+    defaults: dict[ModelField, Callable[[], Any]] = {}
+    for field in query:
+        info = field.field_info
+        if info.is_required() or info.validate_default or info.validation_alias is not None:
+            continue
+        given = functools.partial(_same, field.default)
+        defaults[field] = given if isinstance(field.default, IMMUTABLE) else \
+            functools.partial(copy.deepcopy, field.default)
+    return defaults
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _resolvers(endpoint: Endpoint, path: str, query: set[str]) -> dict[str, Resolver]:
