@@ -147,14 +147,9 @@ class Storage(ABC):
     name: str
 
     @abstractmethod
-    async def put_stream(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        max_bytes: int | None = None,
-    ) -> PutResult:
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *,
+                         content_type: str = "application/octet-stream",
+                         max_bytes: int | None = None) -> PutResult:
         """Store the chunks under ``key`` hashing on the way; raise TooLarge past max_bytes
         (and leave nothing behind). Overwrites an existing object atomically."""
 

@@ -55,14 +55,9 @@ class LocalStorage(Storage):
             raise StorageError("invalid storage key")
         return path
 
-    async def put_stream(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        max_bytes: int | None = None,
-    ) -> PutResult:
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *,
+                         content_type: str = "application/octet-stream",
+                         max_bytes: int | None = None) -> PutResult:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")

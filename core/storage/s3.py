@@ -164,14 +164,9 @@ class S3Storage(Storage):
         if stack is not None:
             await stack.aclose()
 
-    async def put_stream(
-        self,
-        key: str,
-        chunks: AsyncIterator[bytes],
-        *,
-        content_type: str = "application/octet-stream",
-        max_bytes: int | None = None,
-    ) -> PutResult:
+    async def put_stream(self, key: str, chunks: AsyncIterator[bytes], *,
+                         content_type: str = "application/octet-stream",
+                         max_bytes: int | None = None) -> PutResult:
         validate_key(key)
         client = await self._get_client()
         meter = ByteMeter(max_bytes)
