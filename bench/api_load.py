@@ -4,7 +4,10 @@ Starts the embedded default (``mediaflow dev``: SQLite, the Temporal dev server,
 and, beside it, a bare FastAPI route under uvicorn — the floor. ``wrk`` (1 thread, 32
 connections) measures each: req/s and p99, and the ratio of each route's req/s to the
 bare route's, measured again right before each route. Then ``POST /jobs`` is measured
-as jobs accepted per second from 8 concurrent clients (a wrk Lua script counts the 202s).
+as jobs accepted per second from 8 concurrent clients (a wrk Lua script counts the 202s):
+once with the worker running the accepted jobs on the same two cores, once with the
+worker paused, which leaves the API and Temporal's start of each workflow (production
+workers run on machines of their own).
 
     .venv/bin/python -m bench.api_load [--seconds 6] [--database postgresql://…]
                                        [--postgres postgresql://user@127.0.0.1:5432]
@@ -32,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import Stack, make_clip, running_stack
+from bench.harness import Stack, make_clip, running_stack, workers_paused
 from cli.devstack import free_ports
 from core.db import create_database, drop_database
 
@@ -128,6 +131,9 @@ def measure(seconds: float, database: str | None) -> list[dict]:
             rows.insert(0, {"route": "bare FastAPI route (the median of its runs)",
                             **median_floor, "ratio": 1.0})
             rows.append(post_jobs(api, auth, file_id, seconds, media))
+            with workers_paused(stack):
+                rows.append({**post_jobs(api, auth, file_id, seconds, media),
+                             "route": "POST /jobs (8 clients), workers paused"})
     finally:
         bare.terminate()
         bare.wait()

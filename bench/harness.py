@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -190,6 +191,34 @@ def stack_cpu(stack: Stack) -> dict[str, float]:
     roles["bench"] = time.process_time()
     roles["machine"] = machine_busy()
     return roles
+
+
+@contextmanager
+def workers_paused(stack: Stack) -> Iterator[None]:
+    """The stack's worker stopped (SIGSTOP), with the ffmpeg runs it had started, and
+    continued after: the API and Temporal measured without the jobs they accept running
+    on the same cores (in production, workers have machines of their own)."""
+    stopped = []
+    for child in Path(f"/proc/{stack.pid}/task/{stack.pid}/children").read_text().split():
+        if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+            stopped += [int(child), *descendants(int(child))]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
+    return found
 
 
 def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> str:
