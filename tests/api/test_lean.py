@@ -14,6 +14,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import AliasChoices
 
 import api.lean
 from api.deps import CurrentUser, SettingsDep
@@ -182,9 +183,12 @@ def test_query_parameters_left_out_take_what_fastapi_gives_them() -> None:
 
     async def read(need: int, tags: Annotated[list[str], Query()] = [],  # noqa: B006
                    limit: int = 3, kind: FileKind | None = None,
-                   named: Annotated[str | None, Query(alias="a-b")] = None) -> dict:
+                   named: Annotated[str | None, Query(alias="a-b")] = None,
+                   pick: Annotated[str | None, Query(validation_alias=AliasChoices("p", "q"))]
+                   = None) -> dict:
         tags.append("seen")  # a shared default would grow from request to request
-        return {"need": need, "tags": tags, "limit": limit, "kind": kind, "named": named}
+        return {"need": need, "tags": tags, "limit": limit, "kind": kind, "named": named,
+                "pick": pick}
 
     lean_get(lean, "/q", response_model=dict[str, Any])(read)
     plain.get("/q", response_model=dict[str, Any])(read)
@@ -195,10 +199,12 @@ def test_query_parameters_left_out_take_what_fastapi_gives_them() -> None:
         clients.append(TestClient(app))
     queries = ["need=1", "need=1", "", "need=x", "need=1&tags=a&tags=b", "need=1&limit=9",
                "need=1&limit=", "need=1&kind=video", "need=1&kind=nope", "need=1&a-b=z",
-               "need=1&named=z", "need=2&limit=1&kind=audio&a-b=&tags="]
+               "need=1&named=z", "need=2&limit=1&kind=audio&a-b=&tags=", "need=1&q=v",
+               "need=1&p=v&q=w", "need=1&pick=v"]
     answers = [[(r.status_code, r.json()) for r in (c.get(f"/q?{q}") for q in queries)]
                for c in clients]
     assert answers[0] == answers[1]
     assert answers[0][1] == (200, {"need": 1, "tags": ["seen"], "limit": 3, "kind": None,
-                                   "named": None})
+                                   "named": None, "pick": None})
+    assert answers[0][-3][1]["pick"] == "v"
     assert {status for status, _ in answers[0]} == {200, 422}
