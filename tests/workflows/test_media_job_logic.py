@@ -51,7 +51,9 @@ STEP_IDS = ("one", "two")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     server = Path(sys.executable).parent / "temporal-test-server"
     environment = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(server))
+        test_server_existing_path=str(server),
+        # the SDK waits 5 s by default: a cold CI run on 2 busy cores once took longer
+        test_server_startup_timeout=timedelta(seconds=60))
     await environment.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
         namespace=environment.client.namespace,
         search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)
