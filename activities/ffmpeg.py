@@ -64,6 +64,11 @@ from core.storage import Storage
 from workflows.types import OperationRecord, StepInput, StepProgress, StepResult
 
 HEARTBEAT_EVERY = 1.0
+FFMPEG_NICENESS = 10
+"""ffmpeg runs yield the CPU to the control plane: the worker's own event loop (heartbeats,
+the next step's dispatch, the output probe), and where they share a host the API and
+Temporal. A busy machine still gets all of its cores encoding (nice only orders who goes
+first), while a request or a workflow task waits for no encode to finish its time slice."""
 STDERR_LINES = 30
 HWACCEL_MARKERS = (
     "Device creation failed",
@@ -176,6 +181,7 @@ class FFmpegActivities:
         self.running = 0  # ffmpeg runs of this worker in flight
         metrics.pool_series(pool)
         setpriv_path()  # asked once, before a step runs on the event loop
+        nice_path()
 
     async def _materialise(self, request: StepInput, scratch: Path,
                            inputs: dict[str, dict]) -> dict[str, str]:
@@ -220,7 +226,7 @@ class FFmpegActivities:
     async def _run(self, argv: list[str], step: PlanStep, scratch: Path) -> ProgressParser:
         parser = ProgressParser(expected_seconds=step.expected_seconds)
         stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
-        argv, preexec = tied_to_worker(argv)
+        argv, preexec = tied_to_worker(lowered(argv))
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=scratch, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -505,6 +511,18 @@ def setpriv_path() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return path if "--pdeathsig" in usage else None
+
+
+@functools.cache
+def nice_path() -> str | None:
+    return shutil.which("nice")
+
+
+def lowered(argv: list[str]) -> list[str]:
+    """``argv`` run :data:`FFMPEG_NICENESS` steps nicer than the worker, by coreutils'
+    ``nice``, which execs it (same pid); as it is where ``nice`` is missing."""
+    nice = nice_path()
+    return [nice, "-n", str(FFMPEG_NICENESS), "--", *argv] if nice else argv
 
 
 def tied_to_worker(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:

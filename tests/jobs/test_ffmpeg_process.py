@@ -62,3 +62,29 @@ def test_a_run_dies_with_its_sigkilled_parent(way: str) -> None:
     for process in alive:
         process.kill()
     assert not alive, "the run outlived its SIGKILLed parent"
+
+
+def test_a_run_is_nicer_than_its_worker() -> None:
+    """ffmpeg yields the CPU to the control plane (activities/ffmpeg.py FFMPEG_NICENESS):
+    ``nice`` execs it under the same pid, inside setpriv's, so the kill above still
+    reaches it."""
+    if ffmpeg.nice_path() is None:
+        pytest.skip("this machine has no nice")
+    argv, preexec = ffmpeg.tied_to_worker(ffmpeg.lowered(["sleep", "60"]))
+    assert argv[-6:] == [ffmpeg.nice_path(), "-n", "10", "--", "sleep", "60"]
+    child = subprocess.Popen(argv, preexec_fn=preexec, start_new_session=True)
+    try:
+        process = psutil.Process(child.pid)
+        deadline = time.monotonic() + 10  # until setpriv and nice have exec'd sleep
+        while process.name() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.name() == "sleep"
+        assert process.nice() == min(19, psutil.Process().nice() + ffmpeg.FFMPEG_NICENESS)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_without_nice_a_run_keeps_the_workers_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ffmpeg, "nice_path", lambda: None)
+    assert ffmpeg.lowered(["ffmpeg", "-version"]) == ["ffmpeg", "-version"]
