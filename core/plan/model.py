@@ -27,10 +27,10 @@ One type from compiler to runner
 A :class:`PlanStep` is what ``POST /jobs/validate`` shows, what ``prepare_job`` returns to
 the workflow and what the step activity runs: the workflow carries it unchanged across
 the activity boundary. Its field names are therefore part of recorded workflow histories;
-a new field needs a default, and a renamed one breaks replay.
+a new field needs a default, and a renamed one breaks replay. Its annotations are types,
+not strings (no ``from __future__ import annotations``), for the data converter's sake
+(``workflows/types.py`` says why).
 """
-
-from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
