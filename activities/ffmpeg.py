@@ -67,8 +67,8 @@ HEARTBEAT_EVERY = 1.0
 FFMPEG_NICENESS = 10
 """ffmpeg runs yield the CPU to the control plane: the worker's own event loop (heartbeats,
 the next step's dispatch, the output probe), and where they share a host the API and
-Temporal. A busy machine still gets all of its cores encoding (nice only orders who goes
-first), while a request or a workflow task waits for no encode to finish its time slice."""
+Temporal, which get about nine times an encode's share while they want it. A busy
+machine still gets all of its cores encoding; nice only weights who runs."""
 STDERR_LINES = 30
 HWACCEL_MARKERS = (
     "Device creation failed",

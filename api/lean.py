@@ -49,7 +49,7 @@ from fastapi.dependencies.utils import request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from api.users.auth import (
     API_KEY_SCHEME,
@@ -125,19 +125,29 @@ def _defaults_when_absent(query: list[ModelField],
     FastAPI's validation of them does (a deep copy of the default, not validated) without
     its analysis of each parameter's annotation on every request: 25 µs for the four of
     ``GET /jobs?limit=20``, 6 µs for the one given. Required ones, ones whose default is
-    validated and ones with other names to go by are left to FastAPI. Each comes with the
-    name the request gives it by."""
+    validated or made afresh (``default_factory``), models of parameters and ones with
+    other names to go by are left to FastAPI. Each comes with the name the request gives
+    it by."""
     defaults: dict[ModelField, tuple[str, Callable[[], Any]]] = {}
     for field in query:
         info = field.field_info
         key = info.validation_alias or field.alias  # as FastAPI reads it: ?status= …
         if info.is_required() or info.validate_default or not isinstance(key, str) or \
+                info.default_factory is not None or _names_a_model(info.annotation) or \
                 set(field.config or {}) & BY_NAME:
-            continue
+            continue  # a fresh default each time, a model of parameters, other names
         given = functools.partial(_same, field.default)
         defaults[field] = (key, given if isinstance(field.default, IMMUTABLE) else
                            functools.partial(copy.deepcopy, field.default))
     return defaults
+
+
+def _names_a_model(annotation: Any) -> bool:
+    """Whether a pydantic model appears in ``annotation`` (``Model``, ``Model | None``,
+    ``Annotated[Model, …]``): FastAPI reads such a parameter field by field."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_names_a_model(arg) for arg in get_args(annotation))
 
 
 def _same(value: Any) -> Any:

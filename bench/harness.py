@@ -195,16 +195,25 @@ def stack_cpu(stack: Stack) -> dict[str, float]:
 
 @contextmanager
 def workers_paused(stack: Stack) -> Iterator[None]:
-    """The stack's worker stopped (SIGSTOP), with the ffmpeg runs it had started, and
+    """The stack's worker stopped (SIGSTOP), then the ffmpeg runs it had started, and all
     continued after: the API and Temporal measured without the jobs they accept running
-    on the same cores (in production, workers have machines of their own)."""
-    stopped = []
-    for child in Path(f"/proc/{stack.pid}/task/{stack.pid}/children").read_text().split():
-        if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
-            stopped += [int(child), *descendants(int(child))]
-    for pid in stopped:
-        os.kill(pid, signal.SIGSTOP)
+    on the same cores (in production, workers have machines of their own). A worker
+    stopped inside a SQLite write holds the lock: the POSTs measured meanwhile would
+    fail, which their non-2xx count shows."""
+    stopped: list[int] = []
     try:
+        for child in children(stack.pid):
+            with contextlib.suppress(OSError):
+                if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                    os.kill(child, signal.SIGSTOP)  # first: it starts no run after this
+                    stopped.append(child)
+        for worker in list(stopped):
+            for pid in descendants(worker):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+        if not stopped:
+            raise RuntimeError("the stack has no worker to pause")
         yield
     finally:
         for pid in stopped:
@@ -212,13 +221,18 @@ def workers_paused(stack: Stack) -> Iterator[None]:
                 os.kill(pid, signal.SIGCONT)
 
 
-def descendants(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """``pid``'s child processes (those of every thread); none once it is gone."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                found += [int(child), *descendants(int(child))]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found += [int(child) for child in (task / "children").read_text().split()]
     return found
+
+
+def descendants(pid: int) -> list[int]:
+    return [grandchild for child in children(pid) for grandchild in (child, *descendants(child))]
 
 
 def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> str:

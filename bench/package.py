@@ -64,10 +64,12 @@ def cpu_seconds(argv: list[str]) -> float:
 
 
 def encodes_bound(clip: Path, file_id: str, work: Path) -> float:
-    """The lowest package ÷ separate ratio the encodes allow, in CPU seconds: the three
-    bare transcodes, less what one run can share (a second and third decode, and every
-    scale, counted as free), over the three transcodes. The encodes themselves, with the
-    same settings on both sides, are what no single run can share."""
+    """A lower bound of the package ÷ separate ratio, in CPU seconds: what the three bare
+    transcodes spend encoding (their CPU less a decode each and their scales, all counted
+    as free though one run still pays a decode and its scales) over all they spend. The
+    encodes, with the same settings on both sides, are what no single run can share; the
+    wall-time ratio can be lower only by the package run keeping the cores busier than
+    the transcodes do."""
     decode = cpu_seconds([*FFMPEG, "-i", str(clip), "-map", "0:v:0", "-f", "null", "-"])
     transcodes = scales = 0.0
     for height, width, rate in RUNGS:
@@ -133,8 +135,8 @@ def run(args: argparse.Namespace, media: Path) -> None:
     print(f"ffmpeg's own floor, bare one-run ladder / (3 bare transcodes + packaging) = "
           f"{statistics.median(floor):.3f} (the encodes both sides pay)")
     print(f"the encodes' bound: were every decode and scale free, the package would still "
-          f"be {encodes_bound(clip, file_id, media):.3f} of the three transcodes "
-          f"(CPU seconds, bare runs)")
+          f"cost {encodes_bound(clip, file_id, media):.3f} of the three transcodes' CPU "
+          f"seconds (bare runs)")
 
 
 def main() -> None:

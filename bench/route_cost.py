@@ -89,7 +89,8 @@ async def measure(routes: dict[str, str], authorization: str, requests: int,
         best = dict.fromkeys(calls, float("inf"))
         for _ in range(ROUNDS):  # interleaved, the best of each: the machine's noise is
             for name, call in calls.items():  # one-sided, it only ever adds time
-                best[name] = min(best[name], await microseconds(call, requests // ROUNDS))
+                best[name] = min(best[name], await microseconds(
+                    call, max(1, requests // ROUNDS)))
         bare = best.pop("bare FastAPI route")
         print(f"{'bare FastAPI route':24} {bare:7.0f} µs")
         for name, cost in best.items():

@@ -19,7 +19,7 @@ PARENT = textwrap.dedent('''
     from activities import ffmpeg
     if sys.argv[1] == "fallback":
         ffmpeg.setpriv_path = lambda: None
-    argv, preexec = ffmpeg.tied_to_worker(["sleep", "60"])
+    argv, preexec = ffmpeg.tied_to_worker(ffmpeg.lowered(["sleep", "60"]))  # as a step
     child = subprocess.Popen(argv, preexec_fn=preexec, start_new_session=True)
     print(child.pid, " ".join(argv), flush=True)
     time.sleep(60)
@@ -49,9 +49,9 @@ def test_a_run_dies_with_its_sigkilled_parent(way: str) -> None:
     try:
         assert parent.stdout is not None
         pid_text, argv = parent.stdout.readline().split(" ", 1)
-        assert argv.startswith("sleep") == (way == "fallback")
+        assert ("--pdeathsig" in argv) == (way == "setpriv") and argv.strip().endswith("sleep 60")
         child = psutil.Process(int(pid_text))
-        deadline = time.monotonic() + 10  # until setpriv has exec'd sleep
+        deadline = time.monotonic() + 10  # until setpriv and nice have exec'd sleep
         while child.name() != "sleep" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert child.name() == "sleep"
