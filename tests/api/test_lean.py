@@ -183,8 +183,6 @@ def test_query_parameters_left_out_take_what_fastapi_gives_them() -> None:
     """An optional parameter the request leaves out gets its default directly (not through
     FastAPI's validation of it): a fresh copy of a mutable one, never the copy an earlier
     request changed; a required one, an aliased one and given ones are FastAPI's."""
-    lean, plain = APIRouter(), APIRouter()
-
     async def read(*, need: int, tags: Annotated[list[str], Query()] = [],  # noqa: B006
                    limit: int = 3, kind: FileKind | None = None,
                    named: Annotated[str | None, Query(alias="a-b")] = None,
@@ -196,13 +194,7 @@ def test_query_parameters_left_out_take_what_fastapi_gives_them() -> None:
         return {"need": need, "tags": tags, "limit": limit, "kind": kind, "named": named,
                 "pick": pick, "fresh": fresh // 2}  # lean and plain take turns: k, k
 
-    lean_get(lean, "/q", response_model=dict[str, Any])(read)
-    plain.get("/q", response_model=dict[str, Any])(read)
-    clients = []
-    for router in (lean, plain):
-        app = FastAPI()
-        app.include_router(router)
-        clients.append(TestClient(app))
+    clients = lean_and_plain(read)
     queries = ["need=1", "need=1", "", "need=x", "need=1&tags=a&tags=b", "need=1&limit=9",
                "need=1&limit=", "need=1&kind=video", "need=1&kind=nope", "need=1&a-b=z",
                "need=1&named=z", "need=2&limit=1&kind=audio&a-b=&tags=", "need=1&q=v",
@@ -210,7 +202,7 @@ def test_query_parameters_left_out_take_what_fastapi_gives_them() -> None:
     answers: list[list] = [[], []]
     for query in queries:  # in turns, so each default_factory call is matched
         for client, got in zip(clients, answers, strict=True):
-            response = client.get(f"/q?{query}")
+            response = client.get(f"/r?{query}")
             got.append((response.status_code, response.json()))
     assert answers[0] == answers[1]
     assert answers[0][1] == (200, {"need": 1, "tags": ["seen"], "limit": 3, "kind": None,
@@ -227,13 +219,20 @@ def test_a_model_of_query_parameters_is_left_to_fastapi() -> None:
     async def read(filters: Annotated[Filter, Query()] = Filter()) -> dict:  # noqa: B008
         return filters.model_dump()
 
+    answers = [[client.get(path).json() for path in ("/r", "/r?status=done")]
+               for client in lean_and_plain(read)]
+    assert answers[0] == answers[1] == [{"status": "any"}, {"status": "done"}]
+
+
+def lean_and_plain(endpoint: Any) -> list[TestClient]:
+    """Clients of two apps serving ``endpoint`` at ``/r``: as a lean route, and as a plain
+    FastAPI route."""
     lean, plain = APIRouter(), APIRouter()
-    lean_get(lean, "/m", response_model=dict[str, Any])(read)
-    plain.get("/m", response_model=dict[str, Any])(read)
-    answers = []
+    lean_get(lean, "/r", response_model=dict[str, Any])(endpoint)
+    plain.get("/r", response_model=dict[str, Any])(endpoint)
+    clients = []
     for router in (lean, plain):
         app = FastAPI()
         app.include_router(router)
-        client = TestClient(app)
-        answers.append([client.get(path).json() for path in ("/m", "/m?status=done")])
-    assert answers[0] == answers[1] == [{"status": "any"}, {"status": "done"}]
+        clients.append(TestClient(app))
+    return clients
