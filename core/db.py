@@ -320,13 +320,15 @@ async def page_where(table: type[Table], condition: str, order: str, limit: int,
                      *args: Any, columns: tuple[str, ...] = (),
                      ) -> tuple[list[dict[str, Any]], int]:
     """A page of :func:`select_where`'s rows (``ORDER BY order LIMIT limit OFFSET offset``)
-    and how many rows match in all, in one query: the count is a window over the matching
-    rows, where a second query (:func:`count_where`) was a second round trip. Only a page
-    past the end, which has no row to carry it, counts apart."""
-    sql = (f'SELECT {_column_list(columns)}, count(*) OVER () AS "{TOTAL_COLUMN}" '  # noqa: S608
-           f'FROM "{table._meta.tablename}" WHERE {condition} ORDER BY {order} '
-           'LIMIT {} OFFSET {}')
-    rows = _decoded(table, await _raw_rows(table, sql, (*args, limit, offset)))
+    and how many rows match in all, in one query: the count is a subquery the database
+    evaluates once, where a second query (:func:`count_where`) was a second round trip.
+    (A window, ``count(*) OVER ()``, made SQLite materialise every matching row, whole,
+    to count them: 30 ms a page for a user with 10,000 jobs.) Only a page past the end,
+    which has no row to carry it, counts apart."""
+    where = f'FROM "{table._meta.tablename}" WHERE {condition}'
+    sql = (f'SELECT {_column_list(columns)}, (SELECT count(*) {where}) '  # noqa: S608
+           f'AS "{TOTAL_COLUMN}" {where} ORDER BY {order} LIMIT {{}} OFFSET {{}}')
+    rows = _decoded(table, await _raw_rows(table, sql, (*args, *args, limit, offset)))
     if not rows:
         return rows, await count_where(table, condition, *args) if offset else 0
     total = int(rows[0][TOTAL_COLUMN])

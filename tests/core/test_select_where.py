@@ -72,6 +72,7 @@ async def assert_pages() -> None:
     made = []
     for n in range(5):
         job = Job(user=user.id, type="trim", workflow_id=f"job-{uuid.uuid4()}", spec={"n": n},
+                  status="failed" if n % 2 else "completed",
                   created_at=dt.datetime(2026, 1, 1, 0, 0, n, tzinfo=dt.UTC))
         await job.save()
         made.append(job.id)
@@ -84,6 +85,10 @@ async def assert_pages() -> None:
                                                       user.id)
     assert await page_where(Job, mine, '"created_at"', 2, 9, user.id) == ([], 5)  # past the end
     assert await page_where(Job, mine, '"created_at"', 2, 0, uuid.uuid4()) == ([], 0)
+    # the total counts what the condition selects, its parameters given to both counts
+    failed, total = await page_where(Job, mine + ' AND "status" = {}', '"created_at"', 1, 1,
+                                     user.id, "failed")
+    assert [row["id"] for row in failed] == [made[3]] and total == 2
 
 
 async def test_postgres(db_engine: object) -> None:
