@@ -34,6 +34,8 @@ BENCHES: list[tuple[str, str, list[str]]] = [
      ["api_load"]),
     ("api_load_postgresql", "the same on PostgreSQL instead of SQLite",
      ["api_load", "--postgres", POSTGRES]),
+    ("list_scale", "a page of a user's jobs with 10 and with 10,000 of them, on SQLite "
+                   "and PostgreSQL", ["list_scale", "--postgres", POSTGRES]),
     ("burst", "100 tiny jobs from 8 clients against the same ffmpeg commands under "
               "xargs -P2, and where their CPU goes; the fixed cost of one job", ["burst"]),
     ("fanout", "10 live jobs watched by 1 then 20 event streams each: the API's CPU and "
