@@ -288,6 +288,11 @@ IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 """What a column name in the code's own SQL may be."""
 
 
+def placeholders(count: int) -> str:
+    """``{}, {}, …``: the placeholders of an ``IN (…)`` list of ``count`` values."""
+    return ", ".join(["{}"] * count)
+
+
 async def select_where(table: type[Table], condition: str, *args: Any,
                        columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """``SELECT *`` rows of ``table`` matching ``condition`` (SQL with ``{}`` placeholders

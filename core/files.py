@@ -20,7 +20,7 @@ from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine
 
-from core.db import select_where, write_transaction
+from core.db import placeholders, select_where, write_transaction
 from core.mediainfo import MediaInfo
 from core.tables import MediaFile
 
@@ -36,9 +36,9 @@ async def load_inputs(user_id: uuid.UUID | str, file_ids: list[str]) -> dict[str
             continue
     if not wanted:
         return {}
-    placeholders = ", ".join("{}" for _ in wanted)
     rows = await select_where(
-        MediaFile, f'"id" IN ({placeholders}) AND "user" = {{}} AND "is_deleted" = {{}}',
+        MediaFile, f'"id" IN ({placeholders(len(wanted))}) AND "user" = {{}} AND '
+                   '"is_deleted" = {}',
         *wanted, uuid.UUID(str(user_id)), False,
         columns=("id", "kind", "probe", "metadata", "storage_key", "filename", "status",
                  "error"))

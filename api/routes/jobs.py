@@ -38,7 +38,7 @@ from api.metrics import JOBS_SUBMITTED
 from api.routing import ApiRouter
 from api.schemas import ENDED, Job, JobList, OperationLogEntry, Plan
 from core.config import Settings
-from core.db import count_where
+from core.db import count_where, placeholders
 from core.enums import ACTIVE_STATUSES, TERMINAL_STATUSES, FileStatus, JobStatus
 from core.ffmpeg import encoders
 from core.files import files_locked, load_inputs, media_of
@@ -131,10 +131,9 @@ async def at_job_limit(user_id: uuid.UUID, limit: int, temporal: Client) -> bool
     limit, rows whose workflow an operator terminated in the Temporal UI are reconciled
     first, so they stop counting."""
     active = [JobRow.user == user_id, JobRow.status.is_in(list(ACTIVE_STATUSES))]
-    statuses = sorted(ACTIVE_STATUSES)
-    placeholders = ", ".join("{}" for _ in statuses)
-    if await count_where(JobRow, f'"user" = {{}} AND "status" IN ({placeholders})', user_id,
-                         *(status_.value for status_ in statuses)) < limit:
+    statuses = sorted(status_.value for status_ in ACTIVE_STATUSES)
+    if await count_where(JobRow, f'"user" = {{}} AND "status" IN ({placeholders(len(statuses))})',
+                         user_id, *statuses) < limit:
         return False
     rows = await JobRow.select().where(*active).output(load_json=True)
     await asyncio.gather(*(reconcile(temporal, row) for row in rows))
